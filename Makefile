@@ -1,0 +1,49 @@
+# The README's two entry points. Each does its own set-up, idempotently:
+#   make demo   -> the embedded platform with the demo archive
+#   make test   -> the whole suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: install demo test test-python test-js bench lint clean
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Hub and user side share one environment in embedded mode (the images split them).
+$(VENV)/.installed: $(BIN)/python requirements-dev.txt pyproject.toml hub/pyproject.toml \
+		extension/pyproject.toml extension/package.json extension/package-lock.json
+	$(BIN)/pip install -q -r requirements-dev.txt -e 'hub[demo]' -e extension
+	$(BIN)/jupyter labextension develop --overwrite extension
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+demo: install
+	$(BIN)/dandihub up --demo $(DEMO_ARGS)
+
+test: install
+	scripts/ensure-chromium
+	$(MAKE) test-js
+	$(MAKE) test-python
+
+test-python:
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-js:
+	cd extension && npm test
+
+lint: install
+	$(BIN)/ruff check hub extension/dandilab tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/streaming.py
+
+clean:
+	rm -rf $(VENV) node_modules extension/node_modules extension/lib extension/dandilab/labextension

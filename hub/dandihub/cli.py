@@ -1,0 +1,228 @@
+"""``dandihub``: run DANDI Hub on one machine.
+
+    dandihub up [--demo | --archive URL] [--port 8000] [--data-dir DIR]
+    dandihub archive serve DIR [--port N] [--s3-port N]
+    dandihub archive demo DIR          build the demo archive folder (cached)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import platformdirs
+
+from .archive import PUBLIC_API_URL
+from .config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_proxy() -> str:
+    """configurable-http-proxy: on PATH, or in a node_modules/.bin above here or the cwd."""
+    found = shutil.which("configurable-http-proxy")
+    if found:
+        return found
+    for start in (Path.cwd(), Path(__file__).resolve()):
+        for folder in (start, *start.parents):
+            candidate = folder / "node_modules" / ".bin" / "configurable-http-proxy"
+            if candidate.exists():
+                return str(candidate)
+    raise SystemExit(
+        "configurable-http-proxy is not installed. Install it with "
+        "`npm install -g configurable-http-proxy` (or run `make demo` in the repository, "
+        "which installs it locally)."
+    )
+
+
+def crypt_key(data_dir: Path) -> str:
+    """The key that encrypts auth_state (API keys): kept in DATA_DIR, made once, private."""
+    path = data_dir / "jupyterhub_crypt_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def prepare_demo_archive(archive_dir: Path) -> dict[str, str]:
+    """Build (once) the demo archive folder; returns the demo accounts' API keys."""
+    from .localarchive.accounts import ensure_accounts
+    from .localarchive.demo import build_demo_dandisets
+    from .localarchive.fixtures import find_shared_fixtures, import_fixtures
+
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    fixtures = find_shared_fixtures()
+    if fixtures is not None:
+        import_fixtures(fixtures, archive_dir)
+    else:
+        print("Real DANDI records not found (../shared/fixtures): the demo has generated data only")
+    build_demo_dandisets(archive_dir)
+    return ensure_accounts(archive_dir)
+
+
+def wait_for_hub(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"JupyterHub exited with code {proc.returncode}; see its log above.")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}hub/api/", timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    raise SystemExit(f"JupyterHub did not answer at {url} within {timeout:.0f} s.")
+
+
+def stop_process_group(proc: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM the hub (it stops its proxy and users' servers), then kill what is left."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def up(args) -> int:
+    data_dir = Path(args.data_dir or platformdirs.user_data_dir("dandihub")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        keys = {}
+        if args.demo:
+            from .localarchive.server import LocalArchive
+
+            print("Preparing the demo archive (the first time takes a few minutes)...", flush=True)
+            keys = prepare_demo_archive(data_dir / "demo-archive")
+            archive = stack.enter_context(
+                LocalArchive(data_dir / "demo-archive", port=args.archive_port)
+            )
+            archive_url = archive.api_url
+        else:
+            archive_url = args.archive or PUBLIC_API_URL
+        settings = Settings(
+            archive_url=archive_url,
+            data_dir=str(data_dir),
+            ip=args.ip,
+            port=args.port,
+            hub_port=free_port(),
+            proxy_api_port=free_port(),
+            proxy_command=[find_proxy()],
+            admin_users=["admin"] if args.demo else [],
+            log_level=args.log_level,
+        )
+        settings.to_file(data_dir / "settings.json")
+        config_file = data_dir / "jupyterhub_config.py"
+        config_file.write_text(
+            "# Written by `dandihub up`; the same function configures the Helm chart's hub.\n"
+            "from dandihub.config import load_config\n\n"
+            f"c.merge(load_config({str(data_dir / 'settings.json')!r}))\n"
+        )
+        env = {**os.environ, "JUPYTERHUB_CRYPT_KEY": crypt_key(data_dir)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(config_file)],
+            cwd=data_dir,
+            env=env,
+            start_new_session=True,  # one process group: Ctrl-C stops the hub and its children
+        )
+        stack.callback(stop_process_group, proc)
+        stop = {"signal": None}
+
+        def on_signal(signum, frame):
+            stop["signal"] = signum
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            url = f"http://{'127.0.0.1' if args.ip in ('0.0.0.0', '') else args.ip}:{args.port}/"
+            wait_for_hub(url, proc)
+            print_welcome(url, archive_url, keys)
+            return proc.wait()
+        except KeyboardInterrupt:
+            print("\nStopping DANDI Hub...", flush=True)
+            return 0
+
+
+def print_welcome(url: str, archive_url: str, keys: dict[str, str]) -> None:
+    lines = [
+        "",
+        "DANDI Hub is running.",
+        f"  Open:     {url}",
+        f"  Archive:  {archive_url}",
+    ]
+    if keys:
+        lines += [
+            "  Sign in with the API key of the demo account 'demo' (a local demo archive account):",
+            f"            {keys['demo']}",
+            "  In a notebook or terminal there, try:  dandi ls -r DANDI:900001",
+        ]
+    else:
+        lines += ["  Sign in with your DANDI API key (from the archive's web site, menu under your name)."]
+    lines += ["  Stop with Ctrl-C.", ""]
+    print("\n".join(lines), flush=True)
+
+
+def archive_serve(args) -> int:
+    from .localarchive.server import serve
+
+    serve(Path(args.dir), port=args.port, s3_port=args.s3_port)
+    return 0
+
+
+def archive_demo(args) -> int:
+    keys = prepare_demo_archive(Path(args.dir))
+    print(f"Demo archive ready in {args.dir}; accounts: {', '.join(sorted(keys))}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dandihub", description="DANDI Hub on one machine.")
+    sub = p.add_subparsers(dest="command", required=True)
+    u = sub.add_parser("up", help="run the hub (JupyterHub + proxy + JupyterLab) on this machine")
+    source = u.add_mutually_exclusive_group()
+    source.add_argument("--demo", action="store_true", help="start a local demo archive too")
+    source.add_argument("--archive", metavar="URL", help=f"archive API root (default {PUBLIC_API_URL})")
+    u.add_argument("--port", type=int, default=8000, help="port of the hub (default 8000)")
+    u.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    u.add_argument("--archive-port", type=int, default=0, help="port of the demo archive (default: free)")
+    u.add_argument("--data-dir", help="where the database, homes and demo data live "
+                   f"(default {platformdirs.user_data_dir('dandihub')})")
+    u.add_argument("--log-level", default="INFO")
+    u.set_defaults(func=up)
+
+    a = sub.add_parser("archive", help="the local DANDI-compatible archive")
+    asub = a.add_subparsers(dest="archive_command", required=True)
+    s = asub.add_parser("serve", help="serve an archive folder over the DANDI REST API")
+    s.add_argument("dir")
+    s.add_argument("--port", type=int, default=0)
+    s.add_argument("--s3-port", type=int, default=0)
+    s.set_defaults(func=archive_serve)
+    d = asub.add_parser("demo", help="build the demo archive folder (cached)")
+    d.add_argument("dir")
+    d.set_defaults(func=archive_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Shared test fixtures. Real processes everywhere: moto's S3 server, the local archive,
+JupyterHub with configurable-http-proxy, JupyterLab, Chromium."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+ARTIFACTS = REPO / "artifacts"
+
+# Node tools (configurable-http-proxy) installed by `make` live in node_modules/.bin.
+os.environ["PATH"] = f"{REPO / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    """../shared/fixtures: real NWB files and real DANDI records (skip when absent)."""
+    path = SHARED / "fixtures"
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent: tests on real DANDI data need ../shared beside the repo")
+    return path
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where tests leave screenshots and reports for people to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def archive(tmp_path_factory):
+    """A running local archive with the demo accounts (no Dandisets): `.api_url`, `.keys`."""
+    from dandihub.localarchive.accounts import ensure_accounts
+    from dandihub.localarchive.server import LocalArchive
+
+    folder = tmp_path_factory.mktemp("hub-archive")
+    keys = ensure_accounts(folder)
+    with LocalArchive(folder) as running:
+        running.keys = keys
+        yield running
+
+
+@pytest.fixture(scope="session")
+def hub(archive, tmp_path_factory):
+    """`dandihub up --archive` against that archive: `.url`, `.log`."""
+    from .hubutil import RunningHub
+
+    with RunningHub(tmp_path_factory.mktemp("hub-data"), archive.api_url) as running:
+        yield running
