@@ -1,4 +1,4 @@
-"""Shared test fixtures. Real processes everywhere: moto's S3 server, the local archive,
+"""Shared test fixtures. Real processes everywhere: an S3 API server (s3rver), the local archive,
 JupyterHub with configurable-http-proxy, JupyterLab, Chromium."""
 
 from __future__ import annotations
@@ -52,3 +52,8 @@ def hub(archive, tmp_path_factory):
 
     with RunningHub(tmp_path_factory.mktemp("hub-data"), archive.api_url) as running:
         yield running
+
+
+# --- local archive fixtures ---
+from .localarchive_fixtures import local_archive, local_archive_dir, real_dandisets  # noqa: F401
+# --- end of local archive fixtures ---

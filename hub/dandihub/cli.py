@@ -3,6 +3,7 @@
     dandihub up [--demo | --archive URL] [--port 8000] [--data-dir DIR]
     dandihub archive serve DIR [--port N] [--s3-port N]
     dandihub archive demo DIR          build the demo archive folder (cached)
+    dandihub usage [HOMES] [--hub-api URL --token T] [--delete]   usage and retention report
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import argparse
 import contextlib
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +24,7 @@ import platformdirs
 
 from .archive import PUBLIC_API_URL
 from .config import Settings
+from .nodetools import find_node_tool
 
 
 def free_port() -> int:
@@ -33,20 +34,10 @@ def free_port() -> int:
 
 
 def find_proxy() -> str:
-    """configurable-http-proxy: on PATH, or in a node_modules/.bin above here or the cwd."""
-    found = shutil.which("configurable-http-proxy")
-    if found:
-        return found
-    for start in (Path.cwd(), Path(__file__).resolve()):
-        for folder in (start, *start.parents):
-            candidate = folder / "node_modules" / ".bin" / "configurable-http-proxy"
-            if candidate.exists():
-                return str(candidate)
-    raise SystemExit(
-        "configurable-http-proxy is not installed. Install it with "
-        "`npm install -g configurable-http-proxy` (or run `make demo` in the repository, "
-        "which installs it locally)."
-    )
+    try:
+        return find_node_tool("configurable-http-proxy")
+    except FileNotFoundError as e:
+        raise SystemExit(str(e)) from None
 
 
 def crypt_key(data_dir: Path) -> str:
@@ -216,6 +207,13 @@ def parser() -> argparse.ArgumentParser:
     d = asub.add_parser("demo", help="build the demo archive folder (cached)")
     d.add_argument("dir")
     d.set_defaults(func=archive_demo)
+
+    from . import usage
+
+    us = sub.add_parser("usage", help="who uses the hub, home sizes, homes past the retention "
+                        "policy (lists only; --delete to reset)")
+    usage.add_report_arguments(us)
+    us.set_defaults(func=usage.report_command)
     return p
 
 

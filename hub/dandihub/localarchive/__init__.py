@@ -8,22 +8,30 @@ Folder layout (an "archive folder"), written by ``dandihub.localarchive.demo``
 or by hand, read by ``dandihub.localarchive.store``::
 
     ARCHIVE/
-      archive.json                      name, users (username, names, email, status, api_key, admin)
+      archive.json                      name, users (username, first_name, last_name, email,
+                                        status APPROVED|PENDING|REJECTED|INCOMPLETE, api_key,
+                                        admin, optional created); optional if dandisets/ exists
       dandisets/<id>/
         dandiset.json                   {"identifier", "created", "modified", "contact_person",
-                                         "embargo_status"}   (optional: derived from metadata)
+                                         "embargo_status", "owners": [usernames]}
+                                        (optional, and so is each key: derived from metadata;
+                                        owners serve ?user=me and embargoed Dandisets)
         <version>.metadata.json         the version's metadata, exactly as
                                         GET /api/dandisets/<id>/versions/<version>/ returns it
                                         ("draft" plus any published "0.YYMMDD.HHMM")
         <version>.assets.json[.gz]      list of asset records (asset_id, blob | zarr, path, size,
                                         created, modified, metadata) as listed with metadata=1;
                                         a published version without its own file uses draft's
-        draft.asset_listing.tsv[.gz]    listing only (path, size, asset_id, blob, zarr,
-                                        encodingFormat): used when there is no assets.json
+        draft.asset_listing.tsv[.gz]    listing only (path, size, storage, key_backend, key_hash,
+                                        asset_id, blob, zarr, encodingFormat): used when there is
+                                        no assets.json; minimal records are made from it (rows
+                                        with no asset_id, blob or zarr id get stable made-up ones;
+                                        dandiset.yaml is skipped), their metadata says so
       blobs/<blob_uuid>                 bytes of a blob (a file or a symlink); blobs with no file
                                         here are metadata-only and their download says so
       zarr/<zarr_uuid>/<key...>         keys of a zarr asset with content
-      zarr/<zarr_uuid>.files.tsv        listing only (key, size, etag) of a zarr with no content
+      zarr/<zarr_uuid>.files.tsv        listing only (key, size, md5_etag[, last_modified]) of a
+                                        zarr with no content
 
 URLs inside records (``contentUrl``, ``url``, ...) are stored with the public
 archive's hosts and rewritten to this server's API and S3 endpoint when served.
