@@ -1,0 +1,116 @@
+import {
+  apiUrl,
+  dandisetsUrl,
+  DandiApiError,
+  errorMessage,
+  Fetch,
+  getJSON,
+  infoUrl,
+  joinUrl,
+  MAX_SEARCH_LENGTH,
+  PAGE_SIZE
+} from '../api';
+
+function respond(status: number, body: string): Fetch {
+  return async () => ({
+    ok: status >= 200 && status < 300,
+    status,
+    statusText: '',
+    text: async () => body
+  });
+}
+
+describe('joinUrl', () => {
+  it('joins with single slashes', () => {
+    expect(joinUrl('/user/ann/', '/dandi/api/', 'info')).toBe('/user/ann/dandi/api/info');
+    expect(joinUrl('http://h:8888/', 'dandi/api')).toBe('http://h:8888/dandi/api');
+  });
+});
+
+describe('apiUrl', () => {
+  it('puts endpoints under the base URL and dandi/api', () => {
+    expect(apiUrl('/user/ann/', 'info')).toBe('/user/ann/dandi/api/info');
+  });
+
+  it('encodes parameters and leaves out empty ones', () => {
+    expect(apiUrl('/', 'dandisets', { search: 'mouse & rat', page: 2, x: '', y: undefined })).toBe(
+      '/dandi/api/dandisets?search=mouse%20%26%20rat&page=2'
+    );
+  });
+});
+
+describe('dandisetsUrl', () => {
+  it('builds a search for one page', () => {
+    expect(dandisetsUrl('/base/', { search: ' mouse ', page: 3 })).toBe(
+      `/base/dandi/api/dandisets?search=mouse&page=3&page_size=${PAGE_SIZE}`
+    );
+  });
+
+  it('omits an empty search and clamps the page', () => {
+    expect(dandisetsUrl('/', { search: '  ', page: 0 })).toBe(
+      `/dandi/api/dandisets?page=1&page_size=${PAGE_SIZE}`
+    );
+  });
+
+  it('truncates long searches to what the server accepts', () => {
+    const url = dandisetsUrl('/', { search: 'a'.repeat(500), page: 1 });
+    expect(url).toContain(`search=${'a'.repeat(MAX_SEARCH_LENGTH)}&`);
+  });
+
+  it('passes an archive override', () => {
+    expect(
+      dandisetsUrl('/', { search: '', page: 1, pageSize: 5, archiveUrl: 'https://a.org/api' })
+    ).toBe('/dandi/api/dandisets?page=1&page_size=5&archive=https%3A%2F%2Fa.org%2Fapi');
+  });
+});
+
+describe('infoUrl', () => {
+  it('has no query without an override', () => {
+    expect(infoUrl('/base/')).toBe('/base/dandi/api/info');
+    expect(infoUrl('/base/', 'http://x/api')).toBe('/base/dandi/api/info?archive=http%3A%2F%2Fx%2Fapi');
+  });
+});
+
+describe('errorMessage', () => {
+  it("prefers the server's message", () => {
+    expect(errorMessage(502, { message: 'Could not reach the DANDI archive at http://x' })).toBe(
+      'Could not reach the DANDI archive at http://x'
+    );
+  });
+
+  it('explains a missing server extension', () => {
+    expect(errorMessage(404, undefined)).toMatch(/server extension/);
+  });
+
+  it('falls back to the status', () => {
+    expect(errorMessage(500, 'oops', 'Internal Server Error')).toBe(
+      'The Jupyter server answered HTTP 500 Internal Server Error.'
+    );
+  });
+});
+
+describe('getJSON', () => {
+  it('returns parsed JSON', async () => {
+    await expect(getJSON(respond(200, '{"a": 1}'), '/x')).resolves.toEqual({ a: 1 });
+  });
+
+  it('turns an error response into a DandiApiError with its message', async () => {
+    const failing = getJSON(respond(502, '{"message": "archive down"}'), '/x');
+    await expect(failing).rejects.toBeInstanceOf(DandiApiError);
+    await expect(failing).rejects.toMatchObject({ status: 502, message: 'archive down' });
+  });
+
+  it('rejects a non-JSON success', async () => {
+    await expect(getJSON(respond(200, '<html>'), '/x')).rejects.toThrow(/not JSON/);
+  });
+
+  it('reports network failures', async () => {
+    const offline: Fetch = async () => {
+      throw new TypeError('Failed to fetch');
+    };
+    await expect(getJSON(offline, '/x')).rejects.toMatchObject({
+      status: 0,
+      message: expect.stringContaining('Failed to fetch')
+    });
+  });
+});
