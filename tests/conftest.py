@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-ARTIFACTS = REPO / "artifacts"
+from .paths import ARTIFACTS, REPO, SHARED
 
 # Node tools (configurable-http-proxy) installed by `make` live in node_modules/.bin.
 os.environ["PATH"] = f"{REPO / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}"
@@ -50,7 +48,7 @@ def hub(archive, tmp_path_factory):
     """`dandihub up --archive` against that archive: `.url`, `.log`."""
     from .hubutil import RunningHub
 
-    with RunningHub(tmp_path_factory.mktemp("hub-data"), archive.api_url) as running:
+    with RunningHub(tmp_path_factory.mktemp("hub-data"), "--archive", archive.api_url) as running:
         yield running
 
 

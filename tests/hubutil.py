@@ -16,15 +16,18 @@ from dandihub.cli import free_port
 
 
 class RunningHub:
-    """`dandihub up --archive URL` in a subprocess, its output in DATA_DIR/hub.log."""
+    """`dandihub up ARGS` in a subprocess, its output in DATA_DIR/hub.log.
 
-    def __init__(self, data_dir: Path, archive_url: str, extra_args=()):
+    ``RunningHub(dir, "--archive", url)`` or ``RunningHub(dir, "--demo")``.
+    """
+
+    def __init__(self, data_dir: Path, *up_args: str):
         self.data_dir = Path(data_dir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.args = [
-            sys.executable, "-m", "dandihub.cli", "up", "--archive", archive_url,
-            "--port", str(self.port), "--data-dir", str(self.data_dir), *extra_args,
+            sys.executable, "-m", "dandihub.cli", "up", *up_args,
+            "--port", str(self.port), "--data-dir", str(self.data_dir),
         ]
         self.proc = None
 

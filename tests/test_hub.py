@@ -74,7 +74,7 @@ def test_approved_user_signs_in_and_gets_jupyterlab_with_their_key(hub, archive)
 
 
 def test_archive_down_gives_a_temporary_failure_page(tmp_path):
-    with RunningHub(tmp_path, "http://127.0.0.1:9/api") as down:
+    with RunningHub(tmp_path, "--archive", "http://127.0.0.1:9/api") as down:
         started = time.monotonic()
         _, answer = login(down.url, "f" * 40)
         assert time.monotonic() - started < 30
