@@ -9,21 +9,33 @@ load it with::
 
 from __future__ import annotations
 
+import copy
 import json
+import socket
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from traitlets.config import Config
 
-from .archive import PUBLIC_API_URL
+from .archive import PUBLIC_API_URL, parse_archives
+from .profiles import (
+    DEFAULT_IMAGES,
+    DEFAULT_PROFILES,
+    ProfileError,
+    kubespawner_profile_list,
+    load_profiles,
+)
 from .spawner import pre_spawn_hook
 
 AUTHENTICATORS = {
     "apikey": "dandihub.auth.APIKeyAuthenticator",
+    "dandi-oauth": "dandihub.auth.DandiOAuthenticator",
+    "github": "dandihub.auth.DandiGitHubOAuthenticator",
 }
 SPAWNERS = {
     "local": "dandihub.spawner.LocalSpawner",
+    "kubernetes": "dandihub.spawner.PodSpawner",
 }
 
 
@@ -46,8 +58,50 @@ class Settings:
     proxy_api_port: int = 8001
     proxy_command: list[str] = field(default_factory=lambda: ["configurable-http-proxy"])
     admin_users: list[str] = field(default_factory=list)
+    # Sign-in with "dandi-oauth" or "github": the archives people may come from, each
+    # {name, api_url, web_url?, oauth_url?, client_id, client_secret | client_secret_file,
+    # service_token | service_token_file} (dandihub.archive.Archive: client_* is the hub's OAuth
+    # application on that archive, service_token an approved account's key for GitHub checks).
+    # [] -> one archive, archive_url, named "DANDI".
+    archives: list[dict] = field(default_factory=list)
+    oauth_callback_url: str = ""  # "" -> from each request: {scheme}://{host}{base}hub/oauth_callback
+    github_url: str = "https://github.com"
+    github_api: str = ""  # "" -> GitHub's REST API for github_url
+    github_client_id: str = ""
+    github_client_secret: str = ""
+    github_client_secret_file: str = ""
     start_timeout: int = 120
     log_level: str = "INFO"
+    # Profiles, one list for both spawners (format: dandihub.profiles).
+    profiles: list[dict] = field(default_factory=lambda: copy.deepcopy(DEFAULT_PROFILES))
+    images: list[dict] = field(default_factory=lambda: copy.deepcopy(DEFAULT_IMAGES))
+    # Kubernetes pods (spawner "kubernetes"). Home: one PVC per user, or, with home_claim,
+    # a folder home_subpath of one ReadWriteMany claim (NFS, EFS, ...).
+    home_claim: str = ""
+    home_subpath: str = "homes/{username}"
+    home_capacity: str = "10Gi"
+    home_storage_class: str = ""
+    shared_data_claim: str = ""  # mounted read-only at shared_data_mount
+    shared_data_mount: str = "/home/jovyan/shared"
+    # Dask Gateway for users' servers ("" = none).
+    dask_gateway_address: str = ""
+    dask_gateway_proxy_address: str = ""
+    dask_gateway_public_address: str = ""
+    # Culling: jupyterhub-idle-culler stops servers idle for cull_timeout seconds; running
+    # work (busy kernels, working processes) counts as activity, checked every activity_interval.
+    cull_enabled: bool = True
+    cull_timeout: int = 3600
+    cull_every: int = 300
+    cull_max_age: int = 0  # 0: no maximum age
+    activity_interval: int = 120
+    # Usage report: the admin page /services/usage/ and `dandihub usage`.
+    usage_service: bool = True
+    usage_port: int = 0  # 0: a free port when the hub starts
+    usage_url: str = ""  # how the proxy reaches it; "" -> http://127.0.0.1:usage_port
+    homes_root: str = ""  # folder holding one home per user; "" -> DATA_DIR/homes (embedded)
+    retention_warn_days: int = 30
+    retention_reset_days: int = 45
+    cache_dirs: list[str] = field(default_factory=lambda: [".cache", "nwb-cache"])
 
     @classmethod
     def from_dict(cls, data: dict) -> Settings:
@@ -88,6 +142,43 @@ class Settings:
                 f"archive_url '{self.archive_url}' must be the archive's API root, "
                 f"like {PUBLIC_API_URL}"
             )
+        try:
+            load_profiles(self.profiles, self.images)
+        except ProfileError as e:
+            raise SettingsError(str(e)) from None
+        self.validate_sign_in()
+        if self.cull_enabled and not (0 < 2 * self.activity_interval <= self.cull_timeout):
+            raise SettingsError(
+                f"activity_interval ({self.activity_interval} s) must be positive and at most "
+                f"half of cull_timeout ({self.cull_timeout} s), or running work gets culled"
+            )
+        if not 0 < self.retention_warn_days < self.retention_reset_days:
+            raise SettingsError("retention_warn_days must be positive and below retention_reset_days")
+
+    def validate_sign_in(self) -> None:
+        try:
+            archives = parse_archives(self.archive_entries(), read_secrets=False)
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
+        secret = ("", "_file", "_env")
+        for archive, entry in zip(archives, self.archive_entries(), strict=True):
+            if self.authenticator == "dandi-oauth" and not archive.client_id:
+                raise SettingsError(
+                    f"Archive '{archive.name}' needs client_id (and client_secret or "
+                    "client_secret_file): register the hub as an OAuth application of the archive"
+                )
+            if self.authenticator == "github" and not any(
+                entry.get(f"service_token{s}") for s in secret
+            ):
+                raise SettingsError(
+                    f"Archive '{archive.name}' needs service_token (or service_token_file): the "
+                    "API key of an approved account, to look people up"
+                )
+        if self.authenticator == "github" and not self.github_client_id:
+            raise SettingsError("authenticator 'github' needs github_client_id and its secret")
+
+    def archive_entries(self) -> list[dict]:
+        return self.archives or [{"name": "DANDI", "api_url": self.archive_url}]
 
 
 def build_config(settings: Settings) -> Config:
@@ -109,10 +200,30 @@ def build_config(settings: Settings) -> Config:
     c.Authenticator.admin_users = set(settings.admin_users)
     if settings.authenticator == "apikey":
         c.APIKeyAuthenticator.archive_url = settings.archive_url
+    if settings.oauth_callback_url:
+        c.OAuthenticator.oauth_callback_url = settings.oauth_callback_url
+    if settings.authenticator == "dandi-oauth":
+        c.DandiOAuthenticator.archives = settings.archive_entries()
+    if settings.authenticator == "github":
+        g = c.DandiGitHubOAuthenticator
+        g.archives = settings.archive_entries()
+        g.github_url = settings.github_url.rstrip("/")
+        if settings.github_api:
+            g.github_api = settings.github_api.rstrip("/")
+        g.client_id = settings.github_client_id
+        secret = settings.github_client_secret
+        if not secret and settings.github_client_secret_file:
+            secret = Path(settings.github_client_secret_file).read_text().strip()
+        g.client_secret = secret
 
     c.JupyterHub.spawner_class = SPAWNERS[settings.spawner]
     c.Spawner.default_url = "/lab"
-    c.Spawner.environment = {"DANDI_API_URL": settings.archive_url}
+    c.Spawner.environment = {
+        "DANDI_API_URL": settings.archive_url,
+        # dandilab.activity: how often the server reports running work to the hub
+        "DANDILAB_ACTIVITY_INTERVAL": str(settings.activity_interval),
+        **dask_gateway_environment(settings),
+    }
     c.Spawner.pre_spawn_hook = pre_spawn_hook
     c.Spawner.start_timeout = settings.start_timeout
     c.Spawner.http_timeout = settings.start_timeout
@@ -120,7 +231,111 @@ def build_config(settings: Settings) -> Config:
         c.LocalSpawner.home_dir_template = str(data / "homes" / "{username}")
         # The hub's own Python: embedded mode installs hub and user side together.
         c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+        c.LocalSpawner.profiles = copy.deepcopy(settings.profiles)
+        c.LocalSpawner.images = copy.deepcopy(settings.images)
+    if settings.spawner == "kubernetes":
+        configure_pods(c, settings)
+
+    services, roles = [], []
+    if settings.cull_enabled:
+        services.append({
+            "name": "idle-culler",
+            "command": [
+                sys.executable, "-m", "jupyterhub_idle_culler",
+                f"--timeout={settings.cull_timeout}",
+                f"--cull-every={settings.cull_every}",
+                f"--max-age={settings.cull_max_age}",
+            ],
+        })
+        roles.append({
+            "name": "idle-culler",
+            "description": "Stop servers idle for longer than the timeout",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        })
+    if settings.usage_service:
+        homes = settings.homes_root or (str(data / "homes") if settings.spawner == "local" else "")
+        port = settings.usage_port or _free_port()
+        command = [
+            sys.executable, "-m", "dandihub.usage", "serve",
+            f"--warn-days={settings.retention_warn_days}",
+            f"--reset-days={settings.retention_reset_days}",
+            *(f"--cache-dir={d}" for d in settings.cache_dirs),
+            f"--port={port}",
+            # Behind a cluster Service (usage_url) the proxy comes from another pod.
+            f"--ip={'0.0.0.0' if settings.usage_url else '127.0.0.1'}",
+        ]
+        if homes:
+            command.append(f"--homes={homes}")
+        services.append({
+            "name": "usage",
+            "display": True,
+            "oauth_no_confirm": True,
+            "url": settings.usage_url or f"http://127.0.0.1:{port}",
+            "command": command,
+        })
+        roles.append({
+            "name": "usage-report",
+            "description": "Read users, their activity and servers for the usage report",
+            "scopes": ["list:users", "read:users", "read:servers"],
+            "services": ["usage"],
+        })
+    # Only admins hold access:services!service=usage, so only they see the page.
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles
     return c
+
+
+def dask_gateway_environment(settings: Settings) -> dict[str, str]:
+    """What dask-gateway's client reads to find the gateway and log in with the hub's token."""
+    if not settings.dask_gateway_address:
+        return {}
+    env = {
+        "DASK_GATEWAY__ADDRESS": settings.dask_gateway_address,
+        "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
+    }
+    if settings.dask_gateway_proxy_address:
+        env["DASK_GATEWAY__PROXY_ADDRESS"] = settings.dask_gateway_proxy_address
+    if settings.dask_gateway_public_address:
+        env["DASK_GATEWAY__PUBLIC_ADDRESS"] = settings.dask_gateway_public_address
+    return env
+
+
+def configure_pods(c: Config, settings: Settings) -> None:
+    """KubeSpawner settings of a DANDI user pod: unprivileged, sized by its profile."""
+    k = c.KubeSpawner
+    k.profile_list = kubespawner_profile_list(load_profiles(settings.profiles, settings.images))
+    k.cmd = ["jupyterhub-singleuser"]
+    k.uid, k.gid, k.fs_gid = 1000, 100, 100
+    k.privileged = False
+    k.allow_privilege_escalation = False
+    unprivileged = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    k.pod_security_context = dict(unprivileged)
+    k.container_security_context = {
+        **unprivileged,
+        "privileged": False,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    k.automount_service_account_token = False  # user code has no business with the API
+    k.image_pull_policy = "IfNotPresent"
+    p = c.PodSpawner
+    p.home_claim = settings.home_claim
+    p.home_subpath = settings.home_subpath
+    if not settings.home_claim:
+        k.storage_pvc_ensure = True
+        k.storage_capacity = settings.home_capacity
+        k.storage_access_modes = ["ReadWriteOnce"]
+        if settings.home_storage_class:
+            k.storage_class = settings.home_storage_class
+    p.shared_data_claim = settings.shared_data_claim
+    p.shared_data_mount = settings.shared_data_mount
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def load_config(path: str | Path) -> Config:
