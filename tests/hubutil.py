@@ -19,25 +19,38 @@ class RunningHub:
     """`dandihub up ARGS` in a subprocess, its output in DATA_DIR/hub.log.
 
     ``RunningHub(dir, "--archive", url)`` or ``RunningHub(dir, "--demo")``.
+    ``settings``: Settings fields over `dandihub up`'s own (``--settings FILE``), e.g.
+    ``{"authenticator": "dandi-oauth", "archives": [...]}``; may be set until `start`.
     """
 
-    def __init__(self, data_dir: Path, *up_args: str):
+    def __init__(
+        self, data_dir: Path, *up_args: str, settings: dict | None = None,
+        start_timeout: float = 120,
+    ):
         self.data_dir = Path(data_dir)
+        self.start_timeout = start_timeout
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
+        self.callback_url = f"{self.url}hub/oauth_callback"  # where OAuth providers send people
         self.args = [
             sys.executable, "-m", "dandihub.cli", "up", *up_args,
             "--port", str(self.port), "--data-dir", str(self.data_dir),
         ]
+        self.settings = settings
         self.proc = None
 
     @property
     def log(self) -> str:
         return (self.data_dir / "hub.log").read_text(errors="replace")
 
-    def start(self, timeout: float = 120) -> RunningHub:
+    def start(self) -> RunningHub:
+        timeout = self.start_timeout
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / "hub.log", "ab") as out:  # the child keeps its own copy
+        if self.settings is not None and "--settings" not in self.args:
+            path = self.data_dir / "settings-override.json"
+            path.write_text(json.dumps(self.settings, indent=1))
+            self.args += ["--settings", str(path)]
+        with open(self.data_dir / "hub.log", "wb") as out:  # the child keeps its own copy
             self.proc = subprocess.Popen(
                 self.args, stdout=out, stderr=subprocess.STDOUT, env=os.environ
             )
@@ -142,3 +155,126 @@ def run_in_server(client: httpx.Client, username: str, code: str, timeout: float
     if error:
         raise RuntimeError(f"code failed in {username}'s kernel:\n{error}")
     return "".join(out)
+
+
+class OAuthArchive:
+    """A local archive (not started) with ``users`` ({username: status}, each with a random
+    API key in ``.keys``) and the hub as its OAuth client; `down` and `up` stop and restart it
+    on the same port (to take it down in the middle of a sign-in)."""
+
+    def __init__(self, folder: Path, users: dict[str, str], callback_url: str,
+                 client_id: str = "dandihub"):
+        import secrets
+
+        from dandihub.localarchive.server import LocalArchive
+
+        self.keys = {name: secrets.token_hex(20) for name in users}
+        self.client_secret = secrets.token_urlsafe(24)
+        folder.mkdir(parents=True)
+        (folder / "archive.json").write_text(json.dumps({
+            "name": folder.name,
+            "users": [{"username": n, "first_name": n.title(), "last_name": "Example",
+                       "email": f"{n}@example.org", "status": s, "api_key": self.keys[n]}
+                      for n, s in users.items()],
+            "oauth_clients": [{"client_id": client_id, "client_secret": self.client_secret,
+                               "redirect_uris": [callback_url], "name": "DANDI Hub"}],
+        }))
+        self.running = LocalArchive(folder, port=free_port())
+
+    @property
+    def api_url(self) -> str:
+        return self.running.api_url
+
+    def down(self) -> None:
+        self.running.stop()
+        self.is_down = True
+
+    def up(self) -> None:
+        if getattr(self, "is_down", False):
+            self.running.start()
+            self.is_down = False
+
+    @property
+    def provider(self):
+        return self.running._server.config.app.state.oauth
+
+    def form(self, username: str) -> dict:
+        return {"username": username, "api_key": self.keys[username], "action": "allow"}
+
+
+# --- OAuth sign-in, one redirect at a time (as a browser follows them) ---------------
+
+
+def oauth_start(client: httpx.Client, archive: str | None = None) -> str:
+    """Press the login page's sign-in button; returns the provider's authorize URL."""
+    params = {"archive": archive} if archive else {}
+    answer = client.get("hub/oauth_login", params=params)
+    assert answer.status_code == 302, f"{answer.status_code}: {answer.text[:500]}"
+    return answer.headers["location"]
+
+
+def oauth_approve(client: httpx.Client, authorize_url: str, form: dict) -> str:
+    """Sign in on the provider's page and approve; returns where it sends the browser back
+    (the hub's callback with code and state)."""
+    page = client.get(authorize_url)
+    assert page.status_code == 200, f"{page.status_code}: {page.text[:500]}"
+    answer = client.post(authorize_url, data=form)
+    assert answer.status_code == 302, f"{answer.status_code}: {answer.text[:500]}"
+    return answer.headers["location"]
+
+
+def oauth_login(hub_url: str, form: dict, archive: str | None = None):
+    """The whole dance: returns (client, the hub's answer to the callback, callback URL)."""
+    client = httpx.Client(base_url=hub_url, timeout=30, follow_redirects=False)
+    callback = oauth_approve(client, oauth_start(client, archive), form)
+    return client, client.get(callback), callback
+
+
+def query_param(url: str, name: str) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    return parse_qs(urlsplit(url).query)[name][0]
+
+
+def error_page(response: httpx.Response) -> tuple[str, str]:
+    """(title, message) of a JupyterHub error page."""
+    import html
+
+    def text(fragment: str) -> str:
+        return " ".join(html.unescape(re.sub(r"<[^>]+>", "", fragment)).split())
+
+    page = response.text
+    title = re.search(r"<h1>(.*?)</h1>", page, re.DOTALL).group(1)
+    message = re.search(r"<p>(.*?)</p>", page[page.index("</h1>"):], re.DOTALL).group(1)
+    return text(title), text(message)
+
+
+def signed_in_user(client: httpx.Client) -> dict | None:
+    """The hub's model of whoever the client's cookie signs in, or None."""
+    answer = client.get("hub/api/user")
+    return answer.json() if answer.status_code == 200 else None
+
+
+def server_environment(username: str) -> dict:
+    """The environment of the running single-user server of ``username``."""
+    import psutil
+
+    for p in psutil.process_iter(["cmdline", "environ"]):
+        env = p.info["environ"] or {}
+        if "jupyterhub.singleuser" in " ".join(p.info["cmdline"] or []) \
+                and env.get("JUPYTERHUB_USER") == username:
+            return env
+    raise LookupError(f"no single-user server of {username} is running")
+
+
+def stop_server(client: httpx.Client, username: str, timeout: float = 60) -> None:
+    """Stop the user's server (REST API with the user's cookie, as the home page's button)."""
+    xsrf = client.cookies.get("_xsrf", path="/hub/") or ""
+    client.delete(f"hub/api/users/{username}/server", headers={"X-XSRFToken": xsrf})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        user = signed_in_user(client) or {}
+        if not (user.get("servers") or {}).get(""):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{username}'s server did not stop in {timeout} s")
