@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx
@@ -49,8 +50,11 @@ def crypt_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def prepare_demo_archive(archive_dir: Path) -> dict[str, str]:
-    """Build (once) the demo archive folder; returns the demo accounts' API keys."""
+def prepare_demo_archive(archive_dir: Path, profile: str = "full") -> dict[str, str]:
+    """Build (once) the demo archive folder; returns the demo accounts' API keys.
+
+    ``profile="small"`` makes the same Dandisets with small files (seconds, for tests).
+    """
     from .localarchive.accounts import ensure_accounts
     from .localarchive.demo import build_demo_dandisets
     from .localarchive.fixtures import find_shared_fixtures, import_fixtures
@@ -61,8 +65,18 @@ def prepare_demo_archive(archive_dir: Path) -> dict[str, str]:
         import_fixtures(fixtures, archive_dir)
     else:
         print("Real DANDI records not found (../shared/fixtures): the demo has generated data only")
-    build_demo_dandisets(archive_dir)
+    build_demo_dandisets(archive_dir, profile=profile, progress=True)
     return ensure_accounts(archive_dir)
+
+
+def read_settings(path: str) -> dict:
+    """Settings fields from a JSON or YAML file (YAML reads JSON too)."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise SystemExit(f"{path} must hold a mapping of DANDI Hub settings")
+    return data
 
 
 def wait_for_hub(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -100,7 +114,7 @@ def up(args) -> int:
             from .localarchive.server import LocalArchive
 
             print("Preparing the demo archive (the first time takes a few minutes)...", flush=True)
-            keys = prepare_demo_archive(data_dir / "demo-archive")
+            keys = prepare_demo_archive(data_dir / "demo-archive", profile=args.demo_profile)
             archive = stack.enter_context(
                 LocalArchive(data_dir / "demo-archive", port=args.archive_port)
             )
@@ -118,6 +132,8 @@ def up(args) -> int:
             admin_users=["admin"] if args.demo else [],
             log_level=args.log_level,
         )
+        if args.settings:  # a deployment's choices (authenticator, archives, ...) over these
+            settings = Settings.from_dict({**asdict(settings), **read_settings(args.settings)})
         settings.to_file(data_dir / "settings.json")
         config_file = data_dir / "jupyterhub_config.py"
         config_file.write_text(
@@ -143,14 +159,16 @@ def up(args) -> int:
         try:
             url = f"http://{'127.0.0.1' if args.ip in ('0.0.0.0', '') else args.ip}:{args.port}/"
             wait_for_hub(url, proc)
-            print_welcome(url, archive_url, keys)
+            archives = ", ".join(a["api_url"] for a in settings.archive_entries())
+            print_welcome(url, archives, keys, settings.authenticator)
             return proc.wait()
         except KeyboardInterrupt:
             print("\nStopping DANDI Hub...", flush=True)
             return 0
 
 
-def print_welcome(url: str, archive_url: str, keys: dict[str, str]) -> None:
+def print_welcome(url: str, archive_url: str, keys: dict[str, str],
+                  authenticator: str = "apikey") -> None:
     lines = [
         "",
         "DANDI Hub is running.",
@@ -161,8 +179,11 @@ def print_welcome(url: str, archive_url: str, keys: dict[str, str]) -> None:
         lines += [
             "  Sign in with the API key of the demo account 'demo' (a local demo archive account):",
             f"            {keys['demo']}",
-            "  In a notebook or terminal there, try:  dandi ls -r DANDI:900001",
+            "  In a terminal there, try:  dandi ls -r $DANDI_API_URL/dandisets/900001/",
         ]
+    elif authenticator != "apikey":
+        service = "GitHub" if authenticator == "github" else "DANDI"
+        lines += [f"  Sign in with your {service} account (one the archive approved)."]
     else:
         lines += ["  Sign in with your DANDI API key (from the archive's web site, menu under your name)."]
     lines += ["  Stop with Ctrl-C.", ""]
@@ -177,7 +198,7 @@ def archive_serve(args) -> int:
 
 
 def archive_demo(args) -> int:
-    keys = prepare_demo_archive(Path(args.dir))
+    keys = prepare_demo_archive(Path(args.dir), profile=args.profile)
     print(f"Demo archive ready in {args.dir}; accounts: {', '.join(sorted(keys))}")
     return 0
 
@@ -195,6 +216,10 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--data-dir", help="where the database, homes and demo data live "
                    f"(default {platformdirs.user_data_dir('dandihub')})")
     u.add_argument("--log-level", default="INFO")
+    u.add_argument("--settings", metavar="FILE", help="JSON/YAML file of Settings fields "
+                   "(dandihub.config) overriding the ones above, e.g. authenticator, archives")
+    u.add_argument("--demo-profile", choices=["full", "small"], default="full",
+                   help="size of the generated demo files (small: for quick tests)")
     u.set_defaults(func=up)
 
     a = sub.add_parser("archive", help="the local DANDI-compatible archive")
@@ -206,6 +231,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=archive_serve)
     d = asub.add_parser("demo", help="build the demo archive folder (cached)")
     d.add_argument("dir")
+    d.add_argument("--profile", choices=["full", "small"], default="full")
     d.set_defaults(func=archive_demo)
 
     from . import usage
