@@ -57,8 +57,9 @@ async def pre_spawn_hook(spawner) -> None:
         spawner.environment[KEY_ENV] = key
     else:
         spawner.log.warning(
-            "No DANDI API key in the auth state of %s: the server starts without one "
-            "(the user can sign out and in again to provide it)",
+            "No DANDI API key in the auth state of %s (GitHub sign-in, or an account "
+            "made by an admin): the server starts without one; public data still reads, "
+            "and the user can set DANDI_API_KEY themselves for embargoed data",
             spawner.user.name,
         )
     dandi_user = auth_state.get("dandi_user") or {}

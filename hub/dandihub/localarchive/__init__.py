@@ -10,7 +10,11 @@ or by hand, read by ``dandihub.localarchive.store``::
     ARCHIVE/
       archive.json                      name, users (username, first_name, last_name, email,
                                         status APPROVED|PENDING|REJECTED|INCOMPLETE, api_key,
-                                        admin, optional created); optional if dandisets/ exists
+                                        admin, optional created); optional if dandisets/ exists;
+                                        optional oauth_clients: [{client_id, client_secret,
+                                        redirect_uris: [exact URLs], optional name}], the OAuth
+                                        applications that may sign people in (``oauth``; no
+                                        client_secret: a public client, PKCE only)
       dandisets/<id>/
         dandiset.json                   {"identifier", "created", "modified", "contact_person",
                                          "embargo_status", "owners": [usernames]}
@@ -32,6 +36,10 @@ or by hand, read by ``dandihub.localarchive.store``::
       zarr/<zarr_uuid>/<key...>         keys of a zarr asset with content
       zarr/<zarr_uuid>.files.tsv        listing only (key, size, md5_etag[, last_modified]) of a
                                         zarr with no content
+
+The server also is the archive's OAuth2 provider at ``/oauth/authorize/`` and
+``/oauth/token/`` (authorization code + PKCE, see ``oauth``); its access tokens work as
+``Authorization: Bearer TOKEN`` wherever an API key does.
 
 URLs inside records (``contentUrl``, ``url``, ...) are stored with the public
 archive's hosts and rewritten to this server's API and S3 endpoint when served.

@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .oauth import mount as mount_oauth
 from .store import (
     PUBLIC_API_URL,
     PUBLIC_S3_URL,
@@ -191,20 +192,24 @@ def create_app(
             {"detail": f"The local archive failed: {type(exc).__name__}: {exc}"}, status_code=500
         )
 
-    # --- authentication (DRF TokenAuthentication semantics) ------------------
+    # --- authentication: API keys (DRF TokenAuthentication) and, like the archive's
+    # django-oauth-toolkit, OAuth access tokens ("Bearer") from /oauth/token/ -----------
+
+    oauth = mount_oauth(app, store)
 
     def current_user(request: Request) -> User | None:
         header = request.headers.get("authorization", "")
         parts = header.split()
-        if not parts or parts[0].lower() != "token":
+        if not parts or parts[0].lower() not in ("token", "bearer"):
             return None
-        unauthorized = {"WWW-Authenticate": "Token"}
+        bearer = parts[0].lower() == "bearer"
+        unauthorized = {"WWW-Authenticate": 'Bearer realm="api"' if bearer else "Token"}
         if len(parts) == 1:
             raise ApiError(401, "Invalid token header. No credentials provided.", unauthorized)
         if len(parts) > 2:
             raise ApiError(401, "Invalid token header. Token string should not contain spaces.",
                            unauthorized)
-        user = store.user_by_key(parts[1])
+        user = oauth.user_for_access_token(parts[1]) if bearer else store.user_by_key(parts[1])
         if user is None:
             raise ApiError(401, "Invalid token.", unauthorized)
         return user
