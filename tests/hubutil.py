@@ -91,13 +91,17 @@ def login(hub_url: str, api_key: str) -> tuple[httpx.Client, httpx.Response]:
     return client, answer
 
 
-def start_server(client: httpx.Client, username: str, timeout: float = 120) -> httpx.Response:
+def start_server(
+    client: httpx.Client, username: str, timeout: float = 120, profile: str = "tiny"
+) -> httpx.Response:
     """Ask for the user's server as the home page's button does; wait until its lab answers.
 
-    Following redirects runs the hub's OAuth handshake with the server, as a browser does,
-    so the client then holds the server's cookie too.
+    ``profile`` answers the profile form, which machines with room for more than one
+    profile show (the query is ignored when there is nothing to choose). Following
+    redirects runs the hub's OAuth handshake with the server, as a browser does, so the
+    client then holds the server's cookie too.
     """
-    client.get(f"hub/spawn/{username}")
+    client.get(f"hub/spawn/{username}", params={"profile": profile})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         lab = client.get(f"user/{username}/lab", follow_redirects=True)
