@@ -11,11 +11,11 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
 
 install: $(VENV)/.installed node_modules/.installed
 
-$(BIN)/python:
+$(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
 
 # Hub and user side share one environment in embedded mode (the images split them).
-$(VENV)/.installed: $(BIN)/python requirements-dev.txt pyproject.toml hub/pyproject.toml \
+$(VENV)/.installed: $(BIN)/pip requirements-dev.txt pyproject.toml hub/pyproject.toml \
 		extension/pyproject.toml extension/package.json extension/package-lock.json
 	$(BIN)/pip install -q -r requirements-dev.txt -e 'hub[demo]' -e extension
 	$(BIN)/jupyter labextension develop --overwrite extension
