@@ -21,9 +21,24 @@ except ImportError:  # a source tree that was never built: the hatch version hoo
 # Public name -> submodule that defines it, imported on first attribute access.
 # A module that adds public names lists them here and in __all__,
 # e.g. "Archive": "archive".
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "Archive": "archive",
+    "Dandiset": "archive",
+    "Asset": "archive",
+    "NotFound": "archive",
+    "open_nwb": "stream",
+    "open_zarr": "stream",
+    "open_hdf5": "stream",
+    "NWBError": "stream",
+    "to_dask": "arrays",
+    "compute": "arrays",
+    "cluster": "cluster",
+    "RemoteReadError": "remote",
+    "cache_dir": "cache",
+    "clear_cache": "cache",
+}
 
-__all__ = ["__version__"]
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

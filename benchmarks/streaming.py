@@ -1,0 +1,314 @@
+"""Streaming benchmark: dandilab against remfile and fsspec, side by side (issue 3).
+
+    .venv/bin/python benchmarks/streaming.py [--rtt 0.02] [--bandwidth 100e6] [--seconds 60]
+
+Files: the demo generator's ecephys session (384 ch x 30 kHz x ``--seconds``, int16,
+chunks (78125, 64), gzip) and ophys session (512 x 512 x 1800 uint16), built once
+under .cache/bench/ and uploaded once to the local archive's S3 server (kept in
+.cache/bench/s3). Network: every method reads through the same proxy
+(dandihub.localarchive.netproxy, in its own process) that adds ``--rtt`` per request
+and caps bandwidth at ``--bandwidth``. Requests and bytes are the proxy's counts. Results: a table on stdout and
+benchmarks/results/streaming.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / ".cache" / "bench"
+RESULTS = REPO / "benchmarks" / "results" / "streaming.json"
+sys.path[:0] = [str(REPO / "hub"), str(REPO / "extension")]
+
+METHODS = ["local (floor)", "remfile", "fsspec", "fsspec-blockcache", "dandilab cold",
+           "dandilab warm"]
+OPERATIONS = ["open_nwb", "ElectricalSeries[0:30000, 0:384]", "3 TwoPhotonSeries frames",
+              "dask per-channel mean"]
+ES = "acquisition/ElectricalSeries/data"
+TPS = "acquisition/TwoPhotonSeries/data"
+DASK_TIMEOUT = 120  # a method that takes longer is reported as timed out (keeps `make bench` < 10 min)
+
+
+def build_files(seconds: float) -> dict[str, Path]:
+    from dandihub.localarchive.demo import generate_ecephys_nwb, generate_ophys_nwb
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    files = {"ecephys": CACHE / f"ecephys-{seconds:g}s.nwb", "ophys": CACHE / "ophys.nwb"}
+    for kind, path in files.items():
+        if not path.exists():
+            t = time.time()
+            tmp = path.with_suffix(".tmp.nwb")
+            if kind == "ecephys":
+                generate_ecephys_nwb(tmp, seconds=seconds)
+            else:
+                generate_ophys_nwb(tmp)
+            os.replace(tmp, path)
+            print(f"generated {path.name} in {time.time() - t:.0f} s", flush=True)
+    return files
+
+
+def upload(s3server, files: dict, keys: dict) -> dict[str, str]:
+    """Put the files in the local archive's S3 server (kept between runs); their ETags."""
+    client = s3server.client()
+    etags = {}
+    for kind, path in files.items():
+        try:
+            head = client.head_object(Bucket=s3server.bucket, Key=keys[kind])
+        except Exception:
+            head = None
+        if head is None or head["ContentLength"] != path.stat().st_size:
+            t = time.time()
+            s3server.upload_file(path, keys[kind], client)
+            print(f"uploaded {path.name} in {time.time() - t:.0f} s", flush=True)
+            head = client.head_object(Bucket=s3server.bucket, Key=keys[kind])
+        etags[kind] = head["ETag"].strip('"')
+    return etags
+
+
+class Proxy:
+    """The netproxy in its own process (so its work does not hold our GIL)."""
+
+    def __init__(self, upstream: str, origin: dict, rtt: float, bandwidth: float):
+        cmd = [sys.executable, "-m", "dandihub.localarchive.netproxy", upstream,
+               "--rtt", str(rtt), "--bandwidth", str(bandwidth), "--origin", json.dumps(origin)]
+        env = dict(os.environ, PYTHONPATH=str(REPO / "hub"))
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            raise RuntimeError("the proxy did not start")
+
+    def _call(self, method: str, path: str) -> dict:
+        request = urllib.request.Request(self.url + path, method=method)
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return json.load(r)
+
+    def reset(self) -> None:
+        self._call("POST", "/__netproxy__/reset")
+
+    def stats(self) -> dict:
+        """Counters once nothing is in flight any more (read-ahead included)."""
+        last = self._call("GET", "/__netproxy__/stats")
+        for _ in range(50):
+            time.sleep(0.1)
+            now = self._call("GET", "/__netproxy__/stats")
+            if now == last:
+                break
+            last = now
+        return last
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+# -- how each method opens a file -----------------------------------------------------------
+def opener(method: str, files: dict, urls: dict, s3: dict, etags: dict):
+    import h5py
+
+    def open_h5(kind):
+        if method == "local (floor)":
+            return h5py.File(files[kind], "r"), None
+        if method == "remfile":
+            import remfile
+
+            f = remfile.File(urls[kind])
+            return h5py.File(f, "r"), f
+        if method.startswith("fsspec"):
+            import s3fs
+
+            fs = s3fs.S3FileSystem(anon=True, endpoint_url=s3["endpoint"], skip_instance_cache=True)
+            kw = {"cache_type": "blockcache"} if method == "fsspec-blockcache" else {}
+            f = fs.open(f"{s3['bucket']}/{s3['keys'][kind]}", "rb", **kw)
+            return h5py.File(f, "r"), f
+        from dandilab.remote import RemoteFile
+
+        f = RemoteFile(urls[kind], name=kind, digest=etags[kind], size=files[kind].stat().st_size)
+        return h5py.File(f, "r"), f
+
+    return open_h5
+
+
+def read_nwb(h5file):
+    import pynwb
+
+    io = pynwb.NWBHDF5IO(file=h5file, mode="r", load_namespaces=True)
+    return io, io.read()
+
+
+# -- the Dask reduction: tasks open their own handles ---------------------------------------
+def _task(method, files, urls, s3, etags, region):
+
+    key = (method, os.getpid())
+    cache = _task.__dict__.setdefault("handles", {})
+    if key not in cache:
+        cache[key] = opener(method, files, urls, s3, etags)("ecephys")
+    h5file = cache[key][0]
+    block = h5file[ES][region]
+    return block.sum(axis=0, dtype=np.int64)[None, :]
+
+
+def dask_mean(method, files, urls, s3, etags, h5file, client):
+    import dask.array as da
+
+    if method.startswith("dandilab"):
+        from dandilab.arrays import to_dask
+
+        array = to_dask(h5file[ES]).astype(np.int64)
+        return client.compute(array.mean(axis=0)).result(timeout=DASK_TIMEOUT)
+    # the baselines: what a user writes by hand, with the same task chunks as dandilab
+    from dandilab.arrays import _task_chunks
+
+    dset = h5file[ES]
+    rows, _ = _task_chunks(dset, "auto", 64 << 20)
+    bounds = np.cumsum((0,) + rows)
+    parts = [da.from_delayed(
+        __import__("dask").delayed(_task)(method, files, urls, s3, etags,
+                                         (slice(int(a), int(b)), slice(None))),
+        shape=(1, dset.shape[1]), dtype=np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
+    future = client.compute(da.concatenate(parts).sum(axis=0) / dset.shape[0])
+    try:
+        return future.result(timeout=DASK_TIMEOUT)
+    except TimeoutError:
+        client.restart()  # the method hung or crawled: free the workers for the next one
+        raise
+
+
+def run(args) -> list[dict]:
+    from dandihub.localarchive.blobstore import BlobStore
+    from distributed import Client, LocalCluster
+
+    files = build_files(args.seconds)
+    keys = {k: f"blobs/{k[:3]}/bench/{p.name}" for k, p in files.items()}
+    with BlobStore(CACHE / "s3") as s3server:
+        etags = upload(s3server, files, keys)
+        proxy = Proxy(s3server.endpoint_url, {}, args.rtt, args.bandwidth)
+        try:
+            urls = {k: f"{proxy.url}/{s3server.bucket}/{keys[k]}" for k in files}
+            s3 = {"endpoint": proxy.url, "bucket": s3server.bucket, "keys": keys}
+            os.environ["DANDILAB_CACHE_DIR"] = str(CACHE / "dandilab-cache")
+            shutil.rmtree(CACHE / "dandilab-cache", ignore_errors=True)
+            cluster = LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
+                                   dashboard_address=":0")
+            client = Client(cluster)
+            try:
+                return measure(files, urls, s3, etags, proxy, client, args)
+            finally:
+                client.close()
+                cluster.close()
+        finally:
+            proxy.close()
+
+
+def measure(files, urls, s3, etags, proxy, client, args) -> list[dict]:
+    rows = []
+    # warm imports and pynwb's namespace loading once, outside every timing
+    import h5py
+
+    with h5py.File(files["ecephys"], "r") as f:
+        read_nwb(f)[0].close()
+    for method in METHODS:
+        open_h5 = opener(method, files, urls, s3, etags)
+
+        def timed(operation, fn):
+            proxy.reset()
+            t = time.perf_counter()
+            try:
+                result = fn()
+            except TimeoutError:
+                result = None
+            seconds = time.perf_counter() - t
+            stats = proxy.stats()
+            if result is None:
+                seconds = None  # did not finish within DASK_TIMEOUT
+            rows.append({"method": method, "operation": operation, "seconds": seconds,
+                         "requests": stats["requests"], "bytes": stats["bytes"]})
+            shown = f"{seconds:8.3f} s" if seconds is not None else " timeout  "
+            print(f"{method:>18}  {operation:<34} {shown} {stats['requests']:6d} req "
+                  f"{stats['bytes'] / 1e6:9.1f} MB", flush=True)
+            return result
+
+        def open_both():
+            h5, raw = open_h5("ecephys")
+            io, nwb = read_nwb(h5)
+            return h5, raw, io, nwb
+
+        h5, raw, io, nwb = timed("open_nwb", open_both)
+        if method == "dandilab cold":
+            raw.save()  # what dandilab.open_nwb does after reading the metadata
+        series = timed(OPERATIONS[1], lambda: nwb.acquisition["ElectricalSeries"].data[0:30000,
+                                                                                      0:384])
+        assert series.shape == (30000, 384)
+
+        def frames():
+            oh5, oraw = open_h5("ophys")
+            data = oh5[TPS]
+            out = [data[i] for i in (0, data.shape[0] // 2, data.shape[0] - 1)]
+            oh5.close()
+            if oraw is not None:
+                oraw.close()
+            return out
+
+        timed(OPERATIONS[2], frames)
+        means = timed(OPERATIONS[3], lambda: dask_mean(method, files, urls, s3, etags, h5, client))
+        assert means is None or means.shape == (384,)
+        io.close()
+        h5.close() if h5.id.valid else None
+        if raw is not None:
+            raw.close()
+    return rows
+
+
+def table(rows, args) -> str:
+    by = {(r["method"], r["operation"]): r for r in rows}
+    lines = [f"RTT {args.rtt * 1000:g} ms, bandwidth cap {args.bandwidth / 1e6:g} MB/s; "
+             "seconds (ratio to dandilab cold), requests, MB"]
+    header = f"{'operation':<34}" + "".join(f"{m:>28}" for m in METHODS)
+    lines += [header, "-" * len(header)]
+    for op in OPERATIONS:
+        ref = by.get(("dandilab cold", op))
+        cells = []
+        for m in METHODS:
+            r = by.get((m, op))
+            if not r:
+                cells.append(f"{'-':>28}")
+                continue
+            if r["seconds"] is None:
+                cells.append(f"timeout {r['requests']:4d} {r['bytes'] / 1e6:6.1f}".rjust(28))
+                continue
+            ratio = r["seconds"] / ref["seconds"] if ref and ref["seconds"] else float("nan")
+            cells.append(f"{r['seconds']:7.2f}s ({ratio:4.1f}x) {r['requests']:4d} "
+                         f"{r['bytes'] / 1e6:6.1f}".rjust(28))
+        lines.append(f"{op:<34}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rtt", type=float, default=0.020)
+    parser.add_argument("--bandwidth", type=float, default=100e6)
+    parser.add_argument("--seconds", type=float, default=60.0, help="ecephys session length")
+    args = parser.parse_args(argv)
+    started = time.time()
+    rows = run(args)
+    print()
+    print(table(rows, args))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"rtt_seconds": args.rtt, "bandwidth_bytes_per_second":
+                                   args.bandwidth, "ecephys_seconds": args.seconds,
+                                   "results": rows}, indent=1))
+    print(f"\n{RESULTS.relative_to(REPO)} written; {time.time() - started:.0f} s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

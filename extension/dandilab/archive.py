@@ -1,0 +1,156 @@
+"""Dandisets, versions and assets for users, on top of dandi's ``DandiAPIClient``.
+
+    archive = Archive()                            # $DANDI_API_URL / $DANDI_API_KEY
+    ds = archive.dandiset("000004")                # latest published, else draft
+    for asset in ds.assets(glob="sub-*/*.nwb"): ...
+    asset = ds.asset("sub-X/sub-X_ses-Y.nwb")
+    nwb = asset.open()                             # dandilab.open_nwb(asset)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from functools import cached_property
+
+# dandi's client asks a remote service whether it is up to date at construction:
+# on the hub (and offline) that is a slow request to a host we do not need.
+os.environ.setdefault("DANDI_NO_ET", "1")
+
+from dandi.dandiapi import DandiAPIClient, RemoteAsset, RemoteDandiset
+from dandi.exceptions import HTTP404Error, NotFoundError
+
+__all__ = ["PUBLIC_API_URL", "Archive", "Asset", "Dandiset", "NotFound"]
+
+PUBLIC_API_URL = "https://api.dandiarchive.org/api"
+DRAFT = "draft"
+_DANDISET_ID = re.compile(r"^\d{6}$")
+
+
+class NotFound(LookupError):
+    """A Dandiset, version or asset the archive does not have (the message says which)."""
+
+
+class Archive:
+    """A DANDI archive: ``url`` (its API), ``token`` (an API key, for embargoed data)."""
+
+    def __init__(self, url: str | None = None, token: str | None = None):
+        self.url = (url or os.environ.get("DANDI_API_URL") or PUBLIC_API_URL).rstrip("/")
+        token = token or os.environ.get("DANDI_API_KEY") or None
+        self.client = DandiAPIClient(api_url=self.url, token=token)
+
+    def __repr__(self) -> str:
+        return f"Archive({self.url!r})"
+
+    def dandiset(self, identifier: str, version: str | None = None) -> Dandiset:
+        """Dandiset ``identifier`` at ``version`` ("draft", "0.YYMMDD.HHMM", or None: the
+        latest published version, else the draft)."""
+        identifier = str(identifier).removeprefix("DANDI:")
+        if not _DANDISET_ID.match(identifier):
+            raise ValueError(f"{identifier!r} is not a Dandiset identifier (six digits)")
+        try:
+            remote = self.client.get_dandiset(identifier, lazy=False)
+        except (NotFoundError, HTTP404Error):
+            raise NotFound(f"Dandiset {identifier} does not exist on {self.url}") from None
+        if version is not None and version != remote.version_id:
+            try:
+                if version == DRAFT:
+                    remote = remote.for_version(remote.draft_version)
+                else:
+                    remote = remote.for_version(remote.get_version(version))
+            except (NotFoundError, HTTP404Error):
+                raise NotFound(f"Dandiset {identifier} has no version {version} "
+                               f"on {self.url}") from None
+        return Dandiset(self, remote)
+
+    def asset(self, asset_id: str) -> Asset:
+        """The asset with this identifier (a UUID), whatever Dandiset it is in."""
+        try:
+            return Asset(self, self.client.get_asset(asset_id))
+        except (NotFoundError, HTTP404Error):
+            raise NotFound(f"Asset {asset_id} does not exist on {self.url}") from None
+
+
+class Dandiset:
+    """One version of a Dandiset: ``identifier``, ``version``, ``assets()``, ``asset(path)``."""
+
+    def __init__(self, archive: Archive, remote: RemoteDandiset):
+        self.archive = archive
+        self.remote = remote
+
+    identifier = property(lambda self: self.remote.identifier)
+    version = property(lambda self: self.remote.version_id)
+
+    def __repr__(self) -> str:
+        return f"<Dandiset {self.identifier}/{self.version} on {self.archive.url}>"
+
+    @cached_property
+    def metadata(self) -> dict:
+        return self.remote.get_raw_metadata()
+
+    def assets(self, glob: str | None = None) -> Iterator[Asset]:
+        """Its assets (all, or those whose path matches ``glob``), page by page."""
+        remote = self.remote.get_assets_by_glob(glob) if glob else self.remote.get_assets()
+        try:
+            for asset in remote:
+                yield Asset(self.archive, asset, self)
+        except (NotFoundError, HTTP404Error):
+            raise NotFound(f"{self} does not exist") from None
+
+    def asset(self, path: str) -> Asset:
+        try:
+            return Asset(self.archive, self.remote.get_asset_by_path(path), self)
+        except (NotFoundError, HTTP404Error):
+            raise NotFound(f"Dandiset {self.identifier} version {self.version} has no asset "
+                           f"{path!r} on {self.archive.url}") from None
+
+
+class Asset:
+    """A file (blob) or zarr of a Dandiset: ``path``, ``size``, ``identifier``, ``s3_url``,
+    ``digest``; ``open()`` reads it lazily."""
+
+    def __init__(self, archive: Archive, remote: RemoteAsset, dandiset: Dandiset | None = None):
+        self.archive = archive
+        self.remote = remote
+        self.dandiset = dandiset
+
+    identifier = property(lambda self: self.remote.identifier)
+    path = property(lambda self: self.remote.path)
+    size = property(lambda self: self.remote.size)
+
+    def __repr__(self) -> str:
+        where = f"{self.dandiset.identifier}/{self.dandiset.version}/" if self.dandiset else ""
+        return f"<Asset {where}{self.path} ({self.size} bytes)>"
+
+    @cached_property
+    def metadata(self) -> dict:
+        return self.remote.get_raw_metadata()
+
+    @property
+    def is_zarr(self) -> bool:
+        return getattr(self.remote, "zarr", None) is not None
+
+    @property
+    def digest(self) -> str | None:
+        """The content digest that keys caches (zarr checksum or DANDI etag)."""
+        digests = self.metadata.get("digest") or {}
+        return digests.get("dandi:dandi-zarr-checksum") or digests.get("dandi:dandi-etag")
+
+    @property
+    def s3_url(self) -> str:
+        """The object's (or zarr's) URL on the archive's S3, else its download URL."""
+        urls = self.metadata.get("contentUrl") or []
+        api = self.archive.url.lower()
+        for url in urls:
+            if not url.lower().startswith(api):
+                return url
+        if urls:
+            return urls[0]
+        raise NotFound(f"{self} has no contentUrl in its metadata on {self.archive.url}")
+
+    def open(self, **kwargs):
+        """``open_zarr(self)`` for a zarr, else ``open_nwb(self)``."""
+        from .stream import open_nwb, open_zarr
+
+        return open_zarr(self, **kwargs) if self.is_zarr else open_nwb(self, **kwargs)

@@ -1,0 +1,463 @@
+"""The one place that decides how a remote HDF5 file is read.
+
+``RemoteFile`` is a read-only file-like object over HTTP range requests that h5py
+opens with its ``fileobj`` driver. What it does, and why (measured in
+``benchmarks/streaming.py``):
+
+- HDF5 files written by h5py/pynwb keep their metadata at the start and at the end
+  of the file (objects created after a large dataset land after its data). The
+  first round trip therefore fetches the head and the tail of the file in two
+  parallel requests (a suffix range needs no size), which also gives the size and
+  the ETag. A cold pynwb open then usually needs no further request.
+- Other small reads (metadata, chunk indexes, small chunks) go through an aligned
+  block cache; large reads (stored chunks) are fetched exactly, so the bytes
+  fetched stay close to the bytes touched. After two contiguous large reads the
+  next one is prefetched in the background, hiding the round trip behind transfer.
+- ``prefetch(ranges)`` fetches many byte ranges in parallel (``to_dask`` uses it
+  with the stored chunks of a task, outside h5py's global lock).
+- The block cache is persisted under the cache directory, keyed by the content's
+  ETag and size (DANDI blobs are immutable; the ETag is the asset's
+  ``dandi:dandi-etag`` digest), so a second open, in any process or by any user
+  sharing the directory, needs no request at all. Every response's ETag is checked.
+- Requests are retried with exponential backoff on 5xx, 429, resets, truncated
+  bodies and timeouts; the final error names the file, the byte range and the cause.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urljoin
+
+import urllib3
+
+from .cache import cache_dir
+
+__all__ = ["RemoteFile", "RemoteReadError", "source_of"]
+
+BLOCK = 256 * 1024  # the block of the block cache: one small read costs one such request
+HEAD = 1024 * 1024  # fetched at open, with the tail: where h5py/pynwb put their metadata
+TAIL = 1024 * 1024
+LARGE = 256 * 1024  # reads at least this big are data: fetched exactly, not cached as blocks
+PART = 16 * 1024 * 1024  # prefetches split into requests of at most this size
+DATA_CACHE = 256 * 1024 * 1024  # in-memory bytes of prefetched data kept per file
+PERSIST_MAX = 64 * 1024 * 1024  # most metadata bytes persisted per file
+RETRIES = int(os.environ.get("DANDILAB_RETRIES", "6"))
+TIMEOUT = float(os.environ.get("DANDILAB_TIMEOUT", "30"))
+
+_http = urllib3.PoolManager(maxsize=32, block=False, retries=False)
+_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="dandilab-fetch")
+_open_files: weakref.WeakValueDictionary[str, RemoteFile] = weakref.WeakValueDictionary()
+
+
+class RemoteReadError(OSError):
+    """A remote read failed after retries; the message names the file and the cause."""
+
+
+def _retryable_status(status: int) -> bool:
+    return status >= 500 or status in (408, 429)
+
+
+class RemoteFile(io.RawIOBase):
+    """Read-only, seekable file over HTTP(S) range requests; see the module docstring.
+
+    ``name`` is what errors call the file (an asset path); ``digest``/``size``, when
+    known from the archive's record, key the persistent cache and let a cached open
+    skip the network entirely (without them the server's ETag is the key).
+    ``cache`` is a directory for persisted metadata blocks (``None``: the default
+    from ``DANDILAB_CACHE_DIR``; ``False``: no persistence).
+    """
+
+    def __init__(self, url: str, *, name: str | None = None, digest: str | None = None,
+                 size: int | None = None, cache: str | Path | bool | None = None,
+                 timeout: float | None = None, retries: int | None = None,
+                 readahead: bool = True):
+        super().__init__()
+        self.url = url
+        self.name = name or url
+        self.timeout = TIMEOUT if timeout is None else timeout
+        self.retries = RETRIES if retries is None else retries
+        self.requests = 0
+        self.readahead = readahead
+        self.bytes_fetched = 0
+        self._lock = threading.RLock()
+        self._pos = 0
+        self._blocks: dict[int, bytes] = {}
+        self._data: OrderedDict[int, bytes] = OrderedDict()  # offset -> bytes (LRU)
+        self._data_bytes = 0
+        self._inflight: dict[tuple[int, int], Future] = {}
+        self._seq_end = -1
+        self._seq_run = 0
+        self._new_blocks = False
+        self._cache_root = None if cache is False else cache_dir(cache) / "blocks"
+        self._key_from_url = (hashlib.sha256(url.encode()).hexdigest()[:32]
+                              if self._cache_root else None)
+        self.digest, self.size = digest, size
+        self.etag: str | None = None  # the server's, fixed by the first response
+        if not (self.digest and self.size):
+            self._lookup_url()
+        if not self._load_persisted():
+            self._fetch_head_and_tail()
+        _open_files[repr(self)] = self
+
+    def __repr__(self) -> str:
+        return f"<dandilab.RemoteFile {id(self):#x} {self.name}>"
+
+    # -- the file interface h5py uses -----------------------------------------------------
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self.size}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), max(0, self.size - self._pos))
+        if n:
+            view[:n] = self.pread(self._pos, n)
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self.save()
+        super().close()
+
+    # -- reading --------------------------------------------------------------------------
+    def pread(self, offset: int, n: int) -> bytes:
+        """Bytes ``[offset, offset + n)``, from memory or the network."""
+        n = min(n, self.size - offset)
+        if n <= 0:
+            return b""
+        if n >= LARGE:
+            return self._read_large(offset, n)
+        first = offset // BLOCK
+        if first == (offset + n - 1) // BLOCK:  # the common case: metadata within one block
+            block = self._blocks.get(first)
+            if block is not None:
+                skip = offset - first * BLOCK
+                return block[skip:skip + n]
+        data = self._from_data(offset, n)
+        return data if data is not None else self._read_blocks(offset, n)
+
+    def prefetch(self, ranges, wait: bool = True) -> list[Future]:
+        """Fetch byte ranges ``[(offset, length), ...]`` in parallel into memory.
+
+        Adjacent ranges are merged into requests of at most ``PART`` bytes.
+        """
+        futures = []
+        for start, stop in _coalesce(ranges, PART):
+            if self._from_data(start, stop - start, peek=True):
+                continue
+            futures.append(self._fetch_async(start, stop - start))
+        if wait:
+            for f in futures:
+                f.result()
+        return futures
+
+    def discard(self, ranges) -> None:
+        """Forget prefetched data of these ranges (as given to ``prefetch``)."""
+        with self._lock:
+            for start, _ in _coalesce(ranges, PART):
+                data = self._data.pop(start, None)
+                self._data_bytes -= len(data) if data else 0
+
+    def _read_large(self, offset: int, n: int) -> bytes:
+        sequential = offset == self._seq_end
+        self._seq_run = self._seq_run + 1 if sequential else 0
+        self._seq_end = offset + n
+        if self.readahead and self._seq_run >= 1:  # from the second contiguous large read on, read ahead by one
+            ahead = min(n, self.size - self._seq_end)
+            if ahead > 0 and not self._from_data(self._seq_end, ahead, peek=True):
+                self._fetch_async(self._seq_end, ahead)
+        data = self._from_data(offset, n)
+        if data is not None:
+            return data
+        # chunk sizes vary: a read-ahead may cover only the start of this read
+        prefix = self._from_data_prefix(offset)
+        return prefix + self._fetch(offset + len(prefix), n - len(prefix))
+
+    def _from_data_prefix(self, offset: int) -> bytes:
+        with self._lock:
+            futures = [f for (start, length), f in self._inflight.items()
+                       if start <= offset < start + length]
+        for f in futures:
+            f.result()
+        with self._lock:
+            for start, data in self._data.items():
+                if start <= offset < start + len(data):
+                    return data[offset - start:]
+        return b""
+
+    def _read_blocks(self, offset: int, n: int) -> bytes:
+        first, last = offset // BLOCK, (offset + n - 1) // BLOCK
+        with self._lock:
+            missing = [b for b in range(first, last + 1) if b not in self._blocks]
+        # one request per run of contiguous missing blocks
+        runs: list[list[int]] = []
+        for b in missing:
+            if runs and runs[-1][-1] == b - 1:
+                runs[-1].append(b)
+            else:
+                runs.append([b])
+        for run in runs:
+            start = run[0] * BLOCK
+            data = self._fetch(start, min((run[-1] + 1) * BLOCK, self.size) - start)
+            with self._lock:
+                for i, b in enumerate(run):
+                    self._blocks[b] = data[i * BLOCK:(i + 1) * BLOCK]
+                self._new_blocks = True
+        with self._lock:
+            joined = b"".join(self._blocks[b] for b in range(first, last + 1))
+        skip = offset - first * BLOCK
+        return joined[skip:skip + n]
+
+    def _from_data(self, offset: int, n: int, peek: bool = False):
+        """The bytes from prefetched data (waiting for an in-flight fetch), else None."""
+        with self._lock:
+            for (start, length), fut in list(self._inflight.items()):
+                if start <= offset and offset + n <= start + length:
+                    break
+            else:
+                fut = None
+        if fut is not None:
+            if peek:
+                return True
+            fut.result()
+        with self._lock:
+            for start, data in reversed(self._data.items()):
+                if start <= offset and offset + n <= start + len(data):
+                    if peek:
+                        return True
+                    self._data.move_to_end(start)
+                    return data[offset - start:offset - start + n]
+        return None
+
+    def _fetch_async(self, offset: int, n: int) -> Future:
+        key = (offset, n)
+        with self._lock:
+            if key in self._inflight:
+                return self._inflight[key]
+            fut = _pool.submit(self._fetch_into_data, offset, n)
+            self._inflight[key] = fut
+        return fut
+
+    def _fetch_into_data(self, offset: int, n: int) -> None:
+        try:
+            data = self._fetch(offset, n)
+            with self._lock:
+                old = self._data.pop(offset, None)
+                self._data_bytes -= len(old) if old else 0
+                self._data[offset] = data
+                self._data_bytes += len(data)
+                while self._data_bytes > DATA_CACHE and len(self._data) > 1:
+                    _, dropped = self._data.popitem(last=False)
+                    self._data_bytes -= len(dropped)
+        finally:
+            with self._lock:
+                self._inflight.pop((offset, n), None)
+
+    # -- HTTP -----------------------------------------------------------------------------
+    def _fetch(self, offset: int, n: int) -> bytes:
+        return self._get(f"bytes={offset}-{offset + n - 1}", n)[0]
+
+    def _get(self, range_header: str, expect: int | None):
+        """GET a range with retries: (body, response). Checks length and ETag."""
+        cause = "no attempt made"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(min(0.1 * 2 ** (attempt - 1), 5.0) * (0.5 + random.random()))
+            try:
+                r = self._request(range_header)
+            except (urllib3.exceptions.HTTPError, OSError) as e:
+                cause = f"{type(e).__name__}: {e}"
+                continue
+            finally:
+                with self._lock:
+                    self.requests += 1
+            body = r.data
+            with self._lock:
+                self.bytes_fetched += len(body)
+            if r.status in (200, 206):
+                etag = r.headers.get("ETag", "").strip('"') or None
+                with self._lock:
+                    self.etag = self.etag or etag
+                if etag and etag != self.etag:
+                    raise RemoteReadError(
+                        f"{self.name} changed on the server ({self.url}): ETag {etag}, "
+                        f"expected {self.etag}; open it again")
+                if expect is not None and len(body) != expect:
+                    cause = f"truncated response ({len(body)} of {expect} bytes)"
+                    continue
+                if r.status == 200 and expect is not None:
+                    raise RemoteReadError(f"{self.url} does not support range requests "
+                                          f"(reading {self.name})")
+                return body, r
+            if _retryable_status(r.status):
+                cause = f"HTTP {r.status}"
+                continue
+            raise RemoteReadError(f"reading {self.name} failed: HTTP {r.status} from {self.url}")
+        raise RemoteReadError(f"reading {self.name} ({range_header}) failed after "
+                              f"{self.retries + 1} attempts: {cause} ({self.url})")
+
+    def _request(self, range_header: str):
+        """One GET; redirects (the archive's download URL -> S3) are followed once and
+        remembered, so later reads go straight to where the bytes are."""
+        for _ in range(5):
+            r = _http.request("GET", self.url, headers={"Range": range_header},
+                              timeout=urllib3.Timeout(connect=10, read=self.timeout),
+                              preload_content=True, redirect=False)
+            location = r.headers.get("Location")
+            if r.status in (301, 302, 303, 307, 308) and location:
+                self.url = urljoin(self.url, location)
+                continue
+            return r
+        raise RemoteReadError(f"too many redirects reading {self.name} ({self.url})")
+
+    def _fetch_head_and_tail(self) -> None:
+        # a suffix range needs no size; with the size known, an explicit range is safer
+        # (some S3 servers misread suffix ranges; the Content-Range check catches them)
+        tail_range = (f"bytes={max(0, self.size - TAIL)}-{self.size - 1}" if self.size
+                      else f"bytes=-{TAIL}")
+        tail = _pool.submit(self._get, tail_range, None)
+        head, r = self._get(f"bytes=0-{HEAD - 1}", None)
+        size = _total_size(r) or len(head)
+        if self.size and size != self.size:
+            raise RemoteReadError(f"{self.name} has {size} bytes at {self.url}, "
+                                  f"the archive says {self.size}")
+        self.size = size
+        tail_body, tr = tail.result()
+        start = _range_start(tr, self.size, len(tail_body))
+        if start is None:  # not the tail we asked for: ask again, explicitly
+            start = max(0, self.size - TAIL)
+            tail_body = self._fetch(start, self.size - start)
+        with self._lock:
+            for b in range(len(head) // BLOCK + (len(head) == self.size)):
+                self._blocks[b] = head[b * BLOCK:(b + 1) * BLOCK]
+            first = -(-start // BLOCK)
+            for b in range(first, -(-self.size // BLOCK)):
+                lo = b * BLOCK - start
+                self._blocks.setdefault(b, tail_body[lo:lo + BLOCK])
+            self._new_blocks = True
+
+    # -- persistence ----------------------------------------------------------------------
+    @property
+    def cache_key(self) -> str | None:
+        digest = self.digest or self.etag
+        if not (self._cache_root and digest and self.size):
+            return None
+        return hashlib.sha256(f"{digest}:{self.size}".encode()).hexdigest()[:32]
+
+    def _lookup_url(self) -> None:
+        """ETag and size of a URL seen before (checked again by every response)."""
+        if not self._key_from_url:
+            return
+        try:
+            known = json.loads((self._cache_root / "urls" / self._key_from_url).read_text())
+            self.digest, self.size = known["digest"], known["size"]
+        except (OSError, ValueError, KeyError):
+            pass
+
+    def _load_persisted(self) -> bool:
+        key = self.cache_key
+        if not key:
+            return False
+        try:
+            raw = (self._cache_root / f"{key}.blocks").read_bytes()
+            header_len = int.from_bytes(raw[:8], "little")
+            header = json.loads(raw[8:8 + header_len])
+        except (OSError, ValueError):
+            return False
+        if header.get("block") != BLOCK or header.get("size") != self.size:
+            return False
+        pos = 8 + header_len
+        for b, length in header["blocks"]:
+            self._blocks[b] = raw[pos:pos + length]
+            pos += length
+        return True
+
+    def save(self) -> None:
+        """Persist the metadata blocks (atomically; safe in a shared directory)."""
+        key = self.cache_key
+        if not key or not self._new_blocks:
+            return
+        with self._lock:
+            blocks = sorted(self._blocks.items())
+            self._new_blocks = False
+        total, kept = 0, []
+        for b, data in blocks:
+            if total + len(data) > PERSIST_MAX:
+                break
+            kept.append((b, data))
+            total += len(data)
+        header = json.dumps({"block": BLOCK, "size": self.size, "etag": self.etag,
+                             "blocks": [[b, len(d)] for b, d in kept]}).encode()
+        try:
+            (self._cache_root / "urls").mkdir(parents=True, exist_ok=True)
+            path = self._cache_root / f"{key}.blocks"
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            with open(tmp, "wb") as f:
+                f.write(len(header).to_bytes(8, "little"))
+                f.write(header)
+                f.writelines(d for _, d in kept)
+            os.replace(tmp, path)
+            url_entry = self._cache_root / "urls" / self._key_from_url
+            url_entry.write_text(json.dumps({"url": self.url, "size": self.size,
+                                             "digest": self.digest or self.etag}))
+        except OSError:
+            pass  # a cache that cannot be written is only slower
+
+
+def _total_size(r) -> int | None:
+    content_range = r.headers.get("Content-Range", "")
+    if "/" in content_range:
+        total = content_range.rsplit("/", 1)[1]
+        return int(total) if total.isdigit() else None
+    length = r.headers.get("Content-Length")
+    return int(length) if length and r.status == 200 else None
+
+
+def _range_start(r, size: int, length: int) -> int | None:
+    """Where a response's body starts, if it ends the file as a tail must; else None."""
+    if r.status == 200 and length == size:
+        return 0
+    try:
+        first, last = r.headers.get("Content-Range", "").split()[1].split("/")[0].split("-")
+    except (IndexError, ValueError):
+        return None
+    if int(last) != size - 1 or int(last) - int(first) + 1 != length:
+        return None
+    return int(first)
+
+
+def _coalesce(ranges, limit: int) -> list[tuple[int, int]]:
+    """Sorted, merged ``(start, stop)`` spans of ``(offset, length)`` ranges, each <= limit."""
+    spans: list[list[int]] = []
+    for offset, length in sorted(ranges):
+        if spans and offset <= spans[-1][1] and offset + length - spans[-1][0] <= limit:
+            spans[-1][1] = max(spans[-1][1], offset + length)
+        else:
+            spans.append([offset, offset + length])
+    return [(a, b) for a, b in spans]
+
+
+def source_of(h5file) -> RemoteFile | None:
+    """The RemoteFile under an h5py File opened by dandilab, else None."""
+    return _open_files.get(h5file.filename)

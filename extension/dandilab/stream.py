@@ -1,0 +1,207 @@
+"""open_nwb / open_zarr: read DANDI assets lazily, wherever they are.
+
+A reference (``ref``) is any of: an ``Asset``; ``"DANDI:000004/0.220126.1852/sub-X/f.nwb"``
+(version optional: ``"DANDI:000004/sub-X/f.nwb"`` is the latest published, else
+draft); a Dandiset id with ``path=``; an asset id (UUID); an ``https://`` or
+``s3://`` URL; a local path. How remote HDF5 bytes are read is decided in
+``dandilab.remote`` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import quote, urlparse
+
+import h5py
+
+from .archive import Archive, Asset
+
+__all__ = ["NWBError", "open_hdf5", "open_nwb", "open_zarr", "resolve"]
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+_DANDI_REF = re.compile(r"^DANDI:(\d{6})(?:/(draft|\d+\.\d{6}\.\d{4}))?/(.+)$", re.IGNORECASE)
+PUBLIC_S3 = "https://dandiarchive.s3.amazonaws.com"
+
+
+class NWBError(ValueError):
+    """A file that pynwb cannot read (not NWB, or NWB 1.x); the message says which."""
+
+
+class Source:
+    """What a reference resolved to: a local ``path`` or a remote ``url`` (+ digest, size)."""
+
+    def __init__(self, name, *, path=None, url=None, digest=None, size=None, asset=None):
+        self.name, self.path, self.url = name, path, url
+        self.digest, self.size, self.asset = digest, size, asset
+
+    def __repr__(self) -> str:
+        return f"<Source {self.name} {self.path or self.url}>"
+
+
+def resolve(ref, path: str | None = None, *, version: str | None = None,
+            archive: Archive | None = None) -> Source:
+    """Turn any accepted reference into a ``Source`` (see the module docstring)."""
+    if isinstance(ref, Asset):
+        return _asset_source(ref)
+    if isinstance(ref, os.PathLike):
+        return Source(str(ref), path=Path(ref))
+    if not isinstance(ref, str):
+        raise TypeError(f"cannot open {ref!r}: expected an Asset, a DANDI reference, "
+                        "a URL or a path")
+    match = _DANDI_REF.match(ref)
+    if match:
+        dandiset_id, version, path = match.groups()
+        ref = dandiset_id
+    if re.fullmatch(r"\d{6}", ref.removeprefix("DANDI:")):
+        if not path:
+            raise ValueError(f"{ref} is a Dandiset: also give the asset's path")
+        archive = archive or Archive()
+        return _asset_source(archive.dandiset(ref, version).asset(path))
+    if _UUID.match(ref):
+        return _asset_source((archive or Archive()).asset(ref))
+    if ref.startswith(("http://", "https://")):
+        return Source(ref, url=ref)
+    if ref.startswith("s3://"):
+        return Source(ref, url=s3_to_https(ref))
+    return Source(ref, path=Path(ref).expanduser())
+
+
+def s3_to_https(url: str) -> str:
+    """``s3://bucket/key`` as an anonymous HTTPS URL (``$AWS_ENDPOINT_URL`` if set)."""
+    parsed = urlparse(url)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    key = quote(parsed.path.lstrip("/"))
+    if endpoint:
+        return f"{endpoint.rstrip('/')}/{parsed.netloc}/{key}"
+    return f"https://{parsed.netloc}.s3.amazonaws.com/{key}"
+
+
+def _asset_source(asset: Asset) -> Source:
+    return Source(asset.path, url=asset.s3_url, digest=asset.digest, size=asset.size,
+                  asset=asset)
+
+
+def open_hdf5(ref, path: str | None = None, *, cache=None, **kwargs) -> h5py.File:
+    """An h5py File over any reference, read lazily (remote files through ``RemoteFile``)."""
+    source = ref if isinstance(ref, Source) else resolve(ref, path, **kwargs)
+    if source.path is not None:
+        if not source.path.exists():
+            raise FileNotFoundError(f"{source.path} does not exist")
+        return h5py.File(source.path, "r")
+    from .remote import RemoteFile
+
+    remote = RemoteFile(source.url, name=source.name, digest=source.digest, size=source.size,
+                        cache=cache)
+    try:
+        return h5py.File(remote, "r")
+    except OSError as e:
+        remote.close()
+        if remote.requests and isinstance(e.__cause__ or e.__context__, OSError):
+            raise
+        raise NWBError(f"{source.name} is not an HDF5 file ({e})") from None
+
+
+def _check_nwb(h5file: h5py.File, name: str) -> None:
+    version = h5file.attrs.get("nwb_version")
+    if version is None and "nwb_version" in h5file:  # NWB 1.x keeps it in a dataset
+        old = h5file["nwb_version"][()]
+        old = old.decode() if isinstance(old, bytes) else str(old)
+        raise NWBError(f"{name} is {old}: pynwb reads NWB 2.x only. Convert it to NWB 2 "
+                       "or read it with h5py (dandilab.open_hdf5).")
+    if version is None:
+        raise NWBError(f"{name} is an HDF5 file but not NWB (no nwb_version attribute at "
+                       "its root); read it with h5py (dandilab.open_hdf5).")
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    if not version.lstrip("NWB-").startswith("2"):
+        raise NWBError(f"{name} is NWB {version}: pynwb reads NWB 2.x only.")
+
+
+def open_nwb(ref, path: str | None = None, *, version: str | None = None,
+             archive: Archive | None = None, cache=None):
+    """A pynwb ``NWBFile`` read lazily from ``ref``; close it (or use ``with``) when done.
+
+    Only metadata is read here; datasets are h5py datasets whose slices read only
+    the chunks they touch (``dandilab.to_dask`` for whole-series computations).
+    """
+    import pynwb
+
+    source = resolve(ref, path, version=version, archive=archive)
+    h5file = open_hdf5(source, cache=cache)
+    io = None
+    try:
+        _check_nwb(h5file, source.name)
+        io = pynwb.NWBHDF5IO(file=h5file, mode="r", load_namespaces=True)
+        nwbfile = io.read()
+    except BaseException:
+        if io is not None:
+            io.close()
+        _close_h5(h5file)
+        raise
+    from .remote import source_of
+
+    remote = source_of(h5file)
+    if remote is not None:
+        remote.save()  # persist the metadata now: the next open, anywhere, is warm
+    return _closable(nwbfile, io, h5file)
+
+
+def _close_h5(h5file: h5py.File) -> None:
+    from .remote import source_of
+
+    remote = source_of(h5file)
+    h5file.close()
+    if remote is not None:
+        remote.close()
+
+
+_CLOSABLE: dict[type, type] = {}
+
+
+def _closable(nwbfile, io, h5file):
+    """Give the NWBFile ``close()`` and ``with`` support (a subclass of its own class)."""
+    cls = type(nwbfile)
+    if cls not in _CLOSABLE:
+        def close(self):
+            handles = self.__dict__.pop("_dandilab_handles", None)
+            if handles:
+                io, h5file, remote = handles
+                io.close()
+                if h5file.id.valid:
+                    h5file.close()
+                if remote is not None:
+                    remote.close()
+
+        _CLOSABLE[cls] = type(cls.__name__, (cls,), {
+            "close": close,
+            "__enter__": lambda self: self,
+            "__exit__": lambda self, *exc: self.close(),
+            "__module__": cls.__module__,
+        })
+    nwbfile.__class__ = _CLOSABLE[cls]
+    from .remote import source_of
+
+    nwbfile.__dict__["_dandilab_handles"] = (io, h5file, source_of(h5file))
+    return nwbfile
+
+
+def open_zarr(ref, path: str | None = None, *, version: str | None = None,
+              archive: Archive | None = None, mode: str = "r", **kwargs):
+    """A zarr group or array (OME-Zarr included) over the archive's S3, anonymously.
+
+    Remote zarrs are read through fsspec's HTTP filesystem against the S3 prefix
+    (public data needs no credentials; listing is not needed to read).
+    """
+    import zarr
+
+    source = resolve(ref, path, version=version, archive=archive)
+    if source.path is not None:
+        return zarr.open(str(source.path), mode=mode, **kwargs)
+    url = source.url.rstrip("/")
+    if "/api/" in url and "/download" in url:
+        raise NWBError(f"{source.name} has no S3 URL to read it as zarr from")
+    from zarr.storage import FsspecStore
+
+    store = FsspecStore.from_url(url, read_only=True)
+    return zarr.open(store=store, mode=mode, **kwargs)

@@ -1,0 +1,123 @@
+"""to_dask over remote (local archive's S3 server, through the proxy) and local datasets."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime
+
+import dask
+import h5py
+import numpy as np
+import pytest
+from dandihub.localarchive.blobstore import BlobStore
+from dandihub.localarchive.netproxy import NetProxy
+from dandilab import arrays
+from dandilab.arrays import to_dask
+from dandilab.stream import open_nwb
+
+ROWS, CHANNELS, CHUNKS = 20_000, 32, (2_500, 16)
+
+
+def write_ecephys(path):
+    """A small pynwb ElectricalSeries, chunked and gzipped like real acquisitions."""
+    from hdmf.backends.hdf5 import H5DataIO
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.ecephys import ElectricalSeries
+
+    nwb = NWBFile(session_description="to_dask test", identifier="arrays",
+                  session_start_time=datetime(2024, 1, 2, tzinfo=UTC))
+    device = nwb.create_device("probe")
+    group = nwb.create_electrode_group("shank", description="", location="CA1", device=device)
+    for i in range(CHANNELS):
+        nwb.add_electrode(group=group, location="CA1", x=0.0, y=float(i), z=0.0)
+    data = np.random.default_rng(0).integers(-500, 500, (ROWS, CHANNELS), dtype=np.int16)
+    nwb.add_acquisition(ElectricalSeries(
+        name="ElectricalSeries", rate=30000.0,
+        data=H5DataIO(data, chunks=CHUNKS, compression="gzip", shuffle=True),
+        electrodes=nwb.create_electrode_table_region(list(range(CHANNELS)), "all")))
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    return data
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("arrays")
+    path = folder / "ecephys.nwb"
+    expected = write_ecephys(path)
+    with BlobStore(folder / "s3") as s3, NetProxy(s3.endpoint_url, rtt=0, bandwidth=None) as proxy:
+        s3.upload_file(path, "blobs/abc/def/ecephys")
+        yield {"url": f"{proxy.url}/{s3.bucket}/blobs/abc/def/ecephys", "path": path,
+               "expected": expected, "proxy": proxy}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DANDILAB_CACHE_DIR", str(tmp_path / "cache"))
+    arrays._handles.clear()
+
+
+def test_chunks_follow_the_stored_chunks(served):
+    with open_nwb(served["url"]) as nwb:
+        array = to_dask(nwb.acquisition["ElectricalSeries"])
+        for stored, task in zip(CHUNKS, array.chunks):
+            assert all(c % stored == 0 or c == array.shape[0] % stored for c in task)
+        small = to_dask(nwb.acquisition["ElectricalSeries"].data, limit=4 * 2_500 * 16 * 2)
+        assert small.numblocks[0] > 1
+        pickle.dumps(small.__dask_graph__())  # the graph pickles: no h5py object inside
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes", "sync"])
+def test_computes_on_every_local_scheduler(served, scheduler):
+    with open_nwb(served["url"]) as nwb:
+        array = to_dask(nwb.acquisition["ElectricalSeries"].data, limit=100_000)
+        assert array.numblocks[0] > 2
+        (total,) = dask.compute(array.astype(np.int64).sum(axis=0), scheduler=scheduler)
+    np.testing.assert_array_equal(total, served["expected"].astype(np.int64).sum(axis=0))
+
+
+def test_computes_on_distributed_workers(served):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        with open_nwb(served["url"]) as nwb:
+            array = to_dask(nwb.acquisition["ElectricalSeries"].data, limit=100_000)
+            mean = client.compute(array.mean(axis=0)).result(timeout=120)
+    np.testing.assert_allclose(mean, served["expected"].mean(axis=0))
+
+
+def test_each_stored_chunk_is_fetched_once(served):
+    proxy = served["proxy"]
+    with open_nwb(served["url"]) as nwb:  # metadata now cached: tasks open with no request
+        dset = nwb.acquisition["ElectricalSeries"].data
+        stored = []
+        dset.id.chunk_iter(lambda info: stored.append(info.size))
+        array = to_dask(dset, limit=100_000)
+        arrays._handles.clear()
+        proxy.reset_stats()
+        array.sum().compute(scheduler="threads")
+        stats = proxy.stats
+    assert stats["bytes"] == sum(stored)
+    assert stats["requests"] <= array.npartitions * 2
+
+
+def test_local_files_and_zarr(served, tmp_path):
+    import zarr
+
+    with h5py.File(served["path"]) as f:
+        array = to_dask(f["acquisition/ElectricalSeries/data"])
+        (total,) = dask.compute(array.sum(axis=0, dtype=np.int64), scheduler="processes")
+    np.testing.assert_array_equal(total, served["expected"].sum(axis=0, dtype=np.int64))
+    z = zarr.open_array(tmp_path / "a.zarr", mode="w", shape=(1000, 8), chunks=(100, 8),
+                        dtype="f4")
+    z[:] = np.arange(8000, dtype="f4").reshape(1000, 8)
+    array = to_dask(z, limit=1600)
+    assert array.chunks[0][0] % 100 == 0 and array.numblocks[0] > 1
+    np.testing.assert_array_equal(array.compute(), z[:])
+
+
+def test_compute_shows_progress_only_when_slow(served, capsys):
+    with open_nwb(served["url"]) as nwb:
+        (total,) = arrays.compute(to_dask(nwb.acquisition["ElectricalSeries"].data).sum())
+    assert total == served["expected"].sum(dtype=np.int64)

@@ -1,0 +1,194 @@
+"""dandilab.archive and dandilab.stream against the local archive (real HTTP, real S3 API),
+with failures injected by the network proxy."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+from dandihub.localarchive.netproxy import NetProxy
+from dandilab import remote
+from dandilab.archive import Archive, NotFound
+from dandilab.remote import RemoteReadError
+from dandilab.stream import NWBError, open_hdf5, open_nwb
+
+from .localarchive_fixtures import SYNTHETIC, SYNTHETIC_ASSETS, SYNTHETIC_PUBLISHED
+
+TINY = SYNTHETIC_ASSETS[0]  # sub-01/sub-01_ses-1_ecephys.nwb, a real (small) pynwb file
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DANDILAB_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def archive(local_archive):
+    return Archive(local_archive.api_url)
+
+
+@pytest.fixture()
+def proxy(local_archive):
+    with NetProxy(local_archive.s3_endpoint_url, rtt=0, bandwidth=None, stall=5) as running:
+        yield running
+
+
+def proxied(asset, proxy, local_archive) -> str:
+    return asset.s3_url.replace(local_archive.s3_endpoint_url, proxy.url)
+
+
+def first_series(nwb):
+    return next(iter(nwb.acquisition.values())).data
+
+
+def local_copy(local_archive_dir, asset) -> str:
+    return str(local_archive_dir / "blobs" / asset.remote.blob)
+
+
+# -- the archive ---------------------------------------------------------------------------
+def test_dandiset_versions_and_assets(archive):
+    assert archive.dandiset(SYNTHETIC).version == SYNTHETIC_PUBLISHED  # latest published
+    draft = archive.dandiset(f"DANDI:{SYNTHETIC}", version="draft")
+    assert draft.version == "draft"
+    paths = [a.path for a in draft.assets(glob="sub-01/*")]
+    assert TINY.path in paths
+    asset = draft.asset(TINY.path)
+    assert asset.identifier == TINY.asset_id and asset.size > 0 and asset.digest
+    assert archive.asset(TINY.asset_id).path == TINY.path
+
+
+def test_defaults_come_from_the_environment(local_archive, monkeypatch):
+    monkeypatch.setenv("DANDI_API_URL", local_archive.api_url)
+    assert Archive().url == local_archive.api_url
+
+
+def test_not_found_names_what_is_missing(archive, local_archive):
+    with pytest.raises(NotFound, match=f"Dandiset 000998 does not exist on "
+                                       f"{local_archive.api_url}"):
+        archive.dandiset("000998")
+    with pytest.raises(NotFound, match="no version 0.999999.9999"):
+        archive.dandiset(SYNTHETIC, version="0.999999.9999")
+    with pytest.raises(NotFound, match="has no asset 'sub-01/nope.nwb'"):
+        archive.dandiset(SYNTHETIC, "draft").asset("sub-01/nope.nwb")
+    with pytest.raises(NotFound, match="Asset 0a000000-0000-4000-8000-00000000ffff"):
+        archive.asset("0a000000-0000-4000-8000-00000000ffff")
+
+
+# -- open_nwb ------------------------------------------------------------------------------
+def test_every_kind_of_reference_opens_the_same_file(archive, local_archive, local_archive_dir):
+    asset = archive.dandiset(SYNTHETIC, "draft").asset(TINY.path)
+    with h5py.File(local_copy(local_archive_dir, asset)) as f:
+        expected = f["acquisition"][next(iter(f["acquisition"]))]["data"][:]
+    refs = [
+        (asset,), (f"DANDI:{SYNTHETIC}/draft/{TINY.path}",), (f"DANDI:{SYNTHETIC}/{TINY.path}",),
+        (SYNTHETIC, TINY.path), (TINY.asset_id,), (asset.s3_url,),
+        (local_copy(local_archive_dir, asset),),
+    ]
+    for ref in refs:
+        with open_nwb(*ref, archive=archive) as nwb:
+            np.testing.assert_array_equal(first_series(nwb)[:], expected, err_msg=str(ref))
+
+
+def test_close_releases_the_handles(archive):
+    nwb = open_nwb(archive.dandiset(SYNTHETIC, "draft").asset(TINY.path))
+    data = first_series(nwb)
+    nwb.close()
+    assert not data.id.valid
+    with open_nwb(f"DANDI:{SYNTHETIC}/draft/{TINY.path}", archive=archive) as nwb:
+        data = first_series(nwb)
+    assert not data.id.valid
+
+
+def test_faults_are_retried_and_bytes_are_identical(archive, proxy, local_archive,
+                                                    local_archive_dir):
+    asset = archive.dandiset(SYNTHETIC, "draft").asset(TINY.path)
+    with h5py.File(local_copy(local_archive_dir, asset)) as f:
+        expected = f["acquisition"][next(iter(f["acquisition"]))]["data"][:]
+    proxy.faults = {"500": 0.2, "503": 0.2, "reset": 0.2}
+    for _ in range(3):
+        with open_nwb(proxied(asset, proxy, local_archive), cache=False) as nwb:
+            np.testing.assert_array_equal(first_series(nwb)[:], expected)
+    assert proxy.stats["faults"] > 0
+
+
+@pytest.mark.parametrize("fault, cause", [("503", "HTTP 503"), ("reset", "truncated|Error"),
+                                          ("stall", "Timeout")])
+def test_lasting_failures_name_the_asset_and_the_cause(archive, proxy, local_archive,
+                                                       monkeypatch, fault, cause):
+    monkeypatch.setattr(remote, "RETRIES", 1)
+    monkeypatch.setattr(remote, "TIMEOUT", 0.5)
+    asset = archive.dandiset(SYNTHETIC, "draft").asset(TINY.path)
+    url = proxied(asset, proxy, local_archive)
+    proxy.faults = {fault: 1.0}
+    with pytest.raises(RemoteReadError, match=f"(?s)reading {url}.*failed after 2 attempts.*"
+                                              f"({cause})"):
+        open_nwb(url, cache=False)
+    asset_url_error = pytest.raises(RemoteReadError, match=f"reading {TINY.path}")
+    with asset_url_error:
+        remote.RemoteFile(url, name=TINY.path, cache=False)
+
+
+def test_second_open_is_served_from_the_cache(archive, proxy, local_archive):
+    asset = archive.dandiset(SYNTHETIC, "draft").asset(TINY.path)
+    url = proxied(asset, proxy, local_archive)
+    with open_nwb(url) as nwb:
+        first_series(nwb)[:10]
+    assert proxy.reset_stats()["requests"] >= 1
+    with open_nwb(url) as nwb:
+        assert nwb.identifier
+    assert proxy.stats["requests"] == 0
+
+
+def test_nwb1_and_non_nwb_files_are_refused_clearly(shared_fixtures, tmp_path):
+    with pytest.raises(NWBError, match="NWB-1.0.5: pynwb reads NWB 2.x only"):
+        open_nwb(shared_fixtures / "nwb" / "legacy_nwb1_brain_observatory_496908818s.nwb")
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f["x"] = [1, 2, 3]
+    with pytest.raises(NWBError, match="HDF5 file but not NWB"):
+        open_nwb(str(plain))
+
+
+def test_a_non_hdf5_asset_is_refused_clearly(archive, proxy, local_archive, tmp_path):
+    blob = tmp_path / "notes.txt"
+    blob.write_bytes(b"not hdf5 at all\n" * 100)
+    proxy.origin["/bucket/notes.txt"] = (str(blob), "etag-notes")
+    with pytest.raises(NWBError, match="notes.txt is not an HDF5 file"):
+        open_nwb(f"{proxy.url}/bucket/notes.txt", cache=False)
+
+
+# -- the real 000006 files: every dataset equal through open_nwb and local h5py --------------
+def _assert_same_tree(remote_file: h5py.File, local_file: h5py.File) -> int:
+    names = []
+    local_file.visit(names.append)
+    compared = 0
+    for name in names:
+        local_obj = local_file[name]
+        if not isinstance(local_obj, h5py.Dataset):
+            continue
+        remote_obj = remote_file[name]
+        assert remote_obj.shape == local_obj.shape, name
+        a, b = remote_obj[()], local_obj[()]
+        if local_obj.dtype.kind == "O" and h5py.check_ref_dtype(local_obj.dtype):
+            a = [remote_file[r].name for r in np.ravel(a)]
+            b = [local_file[r].name for r in np.ravel(b)]
+        elif local_obj.dtype.names and any(h5py.check_ref_dtype(local_obj.dtype[n])
+                                           for n in local_obj.dtype.names):
+            a, b = len(a), len(b)  # compound rows holding references: same count
+        np.testing.assert_equal(a, b, err_msg=name)
+        compared += 1
+    return compared
+
+
+@pytest.mark.fixtures
+def test_real_000006_files_read_identically(real_dandisets, shared_fixtures):
+    archive = Archive(real_dandisets.api_url)
+    dandiset = archive.dandiset("000006", "draft")
+    for local in sorted((shared_fixtures / "nwb").glob("000006_*.nwb")):
+        subject = local.name.split("_")[1]
+        (asset,) = [a for a in dandiset.assets(glob=f"{subject}/*") if a.size ==
+                    local.stat().st_size]
+        with open_nwb(asset) as nwb:
+            assert nwb.session_start_time is not None
+            with open_hdf5(asset) as remote_file, h5py.File(local, "r") as local_file:
+                assert _assert_same_tree(remote_file, local_file) > 10
