@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test test-python test-js bench lint clean
+.PHONY: install demo test test-python test-js test-images lock bench lint clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -47,3 +47,11 @@ bench: install
 
 clean:
 	rm -rf $(VENV) node_modules extension/node_modules extension/lib extension/dandilab/labextension
+
+# The user image's Python layer, locked with hashes (images/user/requirements.in -> .txt).
+lock:
+	images/lock
+
+# That locked environment installed in a fresh venv, pip check, imports (~4 min; CI runs it).
+test-images: install
+	DANDIHUB_TEST_IMAGES=1 $(BIN)/python -m pytest tests/test_images.py $(PYTEST_ARGS)

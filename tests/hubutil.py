@@ -64,7 +64,7 @@ class RunningHub:
         self.stop()
         raise RuntimeError(f"dandihub up not ready in {timeout} s:\n{self.log}")
 
-    def stop(self, timeout: float = 60) -> None:
+    def stop(self, timeout: float = 120) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(2)  # Ctrl-C, as a person would
             try:

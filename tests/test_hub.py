@@ -58,12 +58,13 @@ def test_approved_user_signs_in_and_gets_jupyterlab_with_their_key(hub, archive)
     assert "JupyterLab" in lab.text
     # The key went to the server's environment, not to the browser.
     assert archive.keys["demo"] not in lab.text
+    # This hub's server process (other hubs on the machine may have a "demo" too).
     server = next(
-        p for p in psutil.process_iter(["cmdline", "environ"])
-        if "jupyterhub.singleuser" in " ".join(p.info["cmdline"] or [])
-        and (p.info["environ"] or {}).get("JUPYTERHUB_USER") == "demo"
+        p for p in psutil.Process(hub.proc.pid).children(recursive=True)
+        if "jupyterhub.singleuser" in " ".join(p.cmdline())
+        and p.environ().get("JUPYTERHUB_USER") == "demo"
     )
-    env = server.info["environ"]
+    env = server.environ()
     assert env["DANDI_API_KEY"] == archive.keys["demo"]
     assert env["DANDI_API_URL"] == archive.api_url
     # The server extension talks to the archive with that key, and never hands it out.

@@ -140,7 +140,8 @@ def test_dandihub_usage_lists_and_deletes_only_when_asked(hub, admin, aged_users
     assert rows["usage-warned"]["status"] == "warn"
     assert rows["usage-fresh"]["status"] == "ok"
     assert rows["usage-stranger"]["status"] == "no hub user"
-    assert rows["admin"]["status"] == "ok"
+    # other tests of the session may have left admin's server running
+    assert rows["admin"]["status"] in ("ok", "running")
     assert rows["usage-gone"]["cache_bytes"] >= 32 * 1024
     assert (aged_users / "usage-gone").exists()  # listing deletes nothing
 

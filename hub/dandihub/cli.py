@@ -91,18 +91,28 @@ def wait_for_hub(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
     raise SystemExit(f"JupyterHub did not answer at {url} within {timeout:.0f} s.")
 
 
-def stop_process_group(proc: subprocess.Popen, grace: float = 20) -> None:
-    """SIGTERM the hub (it stops its proxy and users' servers), then kill what is left."""
+def stop_process_group(proc: subprocess.Popen, grace: float = 30) -> None:
+    """SIGTERM the hub (it stops its proxy, services and users' servers), then kill what is
+    left: its process group, and any descendant that started a session of its own (users'
+    servers do), so that nothing outlives `dandihub up`."""
+    import psutil
+
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    for child in descendants:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    psutil.wait_procs(descendants, timeout=10)
 
 
 def up(args) -> int:
@@ -157,7 +167,8 @@ def up(args) -> int:
 
         signal.signal(signal.SIGTERM, on_signal)
         try:
-            url = f"http://{'127.0.0.1' if args.ip in ('0.0.0.0', '') else args.ip}:{args.port}/"
+            # Compares with 0.0.0.0 to print a reachable URL; binds nothing (bandit B104).
+            url = f"http://{'127.0.0.1' if args.ip in ('0.0.0.0', '') else args.ip}:{args.port}/"  # nosec B104
             wait_for_hub(url, proc)
             archives = ", ".join(a["api_url"] for a in settings.archive_entries())
             print_welcome(url, archives, keys, settings.authenticator)

@@ -72,6 +72,10 @@ class Settings:
     github_client_secret_file: str = ""
     start_timeout: int = 120
     log_level: str = "INFO"
+    # Restarting the hub leaves users' servers (and the proxy) running; the restarted hub
+    # finds them in its database. Always so on Kubernetes; embedded mode stops servers with
+    # the hub unless this is set (a laptop's Ctrl-C should leave nothing behind).
+    keep_servers_on_restart: bool = False
     # Profiles, one list for both spawners (format: dandihub.profiles).
     profiles: list[dict] = field(default_factory=lambda: copy.deepcopy(DEFAULT_PROFILES))
     images: list[dict] = field(default_factory=lambda: copy.deepcopy(DEFAULT_IMAGES))
@@ -187,14 +191,23 @@ def build_config(settings: Settings) -> Config:
     data = Path(settings.data_dir).resolve()
     c = Config()
     base = "/" + settings.base_url.strip("/") + "/" if settings.base_url.strip("/") else "/"
-    c.JupyterHub.bind_url = f"http://{settings.ip}:{settings.port}{base}"
-    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{settings.hub_port}"
-    c.JupyterHub.db_url = f"sqlite:///{data / 'jupyterhub.sqlite'}"
-    c.JupyterHub.cookie_secret_file = str(data / "jupyterhub_cookie_secret")
     c.JupyterHub.log_level = settings.log_level
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
-    c.ConfigurableHTTPProxy.command = list(settings.proxy_command)
-    c.ConfigurableHTTPProxy.pid_file = str(data / "proxy.pid")
+    if settings.keep_servers_on_restart or settings.spawner == "kubernetes":
+        c.JupyterHub.cleanup_servers = False  # (as Zero to JupyterHub runs its hub)
+        c.JupyterHub.cleanup_proxy = False
+    if settings.spawner == "local":
+        # Embedded mode runs the proxy and keeps the database itself. On Kubernetes the Helm
+        # chart (Zero to JupyterHub) owns addresses, proxy, database and secrets, and this
+        # configuration is merged into its own.
+        c.JupyterHub.bind_url = f"http://{settings.ip}:{settings.port}{base}"
+        c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{settings.hub_port}"
+        c.JupyterHub.db_url = f"sqlite:///{data / 'jupyterhub.sqlite'}"
+        c.JupyterHub.cookie_secret_file = str(data / "jupyterhub_cookie_secret")
+        c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
+        c.ConfigurableHTTPProxy.command = list(settings.proxy_command)
+        c.ConfigurableHTTPProxy.pid_file = str(data / "proxy.pid")
+    else:
+        c.JupyterHub.base_url = base
 
     c.JupyterHub.authenticator_class = AUTHENTICATORS[settings.authenticator]
     c.Authenticator.admin_users = set(settings.admin_users)
@@ -218,15 +231,23 @@ def build_config(settings: Settings) -> Config:
 
     c.JupyterHub.spawner_class = SPAWNERS[settings.spawner]
     c.Spawner.default_url = "/lab"
-    c.Spawner.environment = {
+    environment = {
         "DANDI_API_URL": settings.archive_url,
         # dandilab.activity: how often the server reports running work to the hub
         "DANDILAB_ACTIVITY_INTERVAL": str(settings.activity_interval),
         **dask_gateway_environment(settings),
     }
     c.Spawner.pre_spawn_hook = pre_spawn_hook
-    c.Spawner.start_timeout = settings.start_timeout
-    c.Spawner.http_timeout = settings.start_timeout
+    if settings.spawner == "kubernetes":
+        # Zero to JupyterHub sets these on KubeSpawner (singleuser.extraEnv, startTimeout),
+        # which wins over Spawner: add to its environment, and set the timeouts there.
+        c.KubeSpawner.environment.update(environment)
+        c.KubeSpawner.start_timeout = settings.start_timeout
+        c.KubeSpawner.http_timeout = settings.start_timeout
+    else:
+        c.Spawner.environment = environment
+        c.Spawner.start_timeout = settings.start_timeout
+        c.Spawner.http_timeout = settings.start_timeout
     if settings.spawner == "local":
         c.LocalSpawner.home_dir_template = str(data / "homes" / "{username}")
         # The hub's own Python: embedded mode installs hub and user side together.
@@ -263,7 +284,8 @@ def build_config(settings: Settings) -> Config:
             *(f"--cache-dir={d}" for d in settings.cache_dirs),
             f"--port={port}",
             # Behind a cluster Service (usage_url) the proxy comes from another pod.
-            f"--ip={'0.0.0.0' if settings.usage_url else '127.0.0.1'}",
+            # All interfaces only in a pod (behind its cluster Service), hence the nosec.
+            f"--ip={'0.0.0.0' if settings.usage_url else '127.0.0.1'}",  # nosec B104
         ]
         if homes:
             command.append(f"--homes={homes}")
@@ -281,8 +303,10 @@ def build_config(settings: Settings) -> Config:
             "services": ["usage"],
         })
     # Only admins hold access:services!service=usage, so only they see the page.
-    c.JupyterHub.services = services
-    c.JupyterHub.load_roles = roles
+    # Added to, not replacing, the services and roles already configured (the Helm chart
+    # registers the Dask Gateway and the retention report through Zero to JupyterHub).
+    c.JupyterHub.services.extend(services)
+    c.JupyterHub.load_roles.extend(roles)
     return c
 
 
