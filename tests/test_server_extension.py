@@ -7,8 +7,10 @@ records what it was sent (to check the key goes only there, as a header).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
@@ -216,7 +218,8 @@ def test_info_reports_an_unreachable_archive(unreachable):
     assert status == 200
     assert body["archive_url"] == archive_url
     assert body["authenticated"] is False and body["username"] is None
-    assert archive_url in body["error"]
+    assert body["has_api_key"] is False
+    assert archive_url in body["error"] and body["error_reason"] == "unreachable"
 
 
 def test_dandisets_is_502_naming_the_archive(unreachable):
@@ -258,7 +261,9 @@ def test_info_names_the_account_of_the_key(proxied, fake_archive):
         "archive_url": fake_archive.url,
         "username": "ann-neuro",
         "authenticated": True,
+        "has_api_key": True,
         "error": None,
+        "error_reason": None,
     }
     me = [r for r in fake_archive.requests if r["path"] == "/api/users/me/"]
     assert me and me[-1]["authorization"] == f"token {API_KEY}"
@@ -324,3 +329,488 @@ def test_importing_dandilab_is_light():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip().endswith("[]"), out.stdout
+
+
+# --- against the local archive: Dandisets, versions, the asset tree, downloads ---------
+
+EMBARGOED = "000998"
+EMBARGOED_ASSET = "0e000000-0000-4000-8000-000000000001"
+BIG_ASSET = "0a000000-0000-4000-8000-0000000000b1"
+BIG_BLOB = "b1000000-0000-4000-8000-0000000000b1"
+BIG_SIZE = 24 * 1024 * 1024 + 12345  # several chunks; not a multiple of any buffer size
+
+
+@dataclass
+class PanelArchive:
+    """A LocalArchive over the synthetic Dandiset (000999, see localarchive_fixtures), a big
+    blob, and an embargoed Dandiset owned by alice; the blob files by asset path."""
+
+    running: object
+    contents: dict[str, Path]
+
+    @property
+    def url(self) -> str:
+        return self.running.api_url
+
+
+def _add_big_asset(folder: Path, contents: dict[str, Path]) -> None:
+    from .localarchive_fixtures import SYNTHETIC, SyntheticAsset, _asset_record, _digest
+
+    blob = folder / "blobs" / BIG_BLOB
+    blob.write_bytes(os.urandom(BIG_SIZE))
+    assets = folder / "dandisets" / SYNTHETIC / "draft.assets.json"
+    records = json.loads(assets.read_text())
+    asset = SyntheticAsset(BIG_ASSET, "sub-03/sub-03_ses-1_ecephys.nwb", blob=BIG_BLOB)
+    records.append(_asset_record(asset, BIG_SIZE, _digest(blob), "application/x-nwb"))
+    assets.write_text(json.dumps(records))
+    contents[asset.path] = blob
+
+
+def _add_embargoed_dandiset(folder: Path) -> None:
+    from .localarchive_fixtures import SYNTHETIC
+
+    source, target = folder / "dandisets" / SYNTHETIC, folder / "dandisets" / EMBARGOED
+    target.mkdir()
+    metadata = json.loads((source / "draft.metadata.json").read_text())
+    metadata.update(
+        id=f"DANDI:{EMBARGOED}/draft",
+        identifier=f"DANDI:{EMBARGOED}",
+        name="Embargoed test Dandiset",
+    )
+    (target / "draft.metadata.json").write_text(json.dumps(metadata))
+    record = json.loads((source / "draft.assets.json").read_text())[2]  # README.md
+    record = {
+        **record,
+        "asset_id": EMBARGOED_ASSET,
+        "metadata": {**record["metadata"], "identifier": EMBARGOED_ASSET},
+    }
+    (target / "draft.assets.json").write_text(json.dumps([record]))
+    info = json.loads((source / "dandiset.json").read_text())
+    info.update(identifier=EMBARGOED, embargo_status="EMBARGOED", owners=["alice"])
+    (target / "dandiset.json").write_text(json.dumps(info))
+
+
+@pytest.fixture(scope="module")
+def panel_archive(tmp_path_factory) -> Iterator[PanelArchive]:
+    from dandihub.localarchive.server import LocalArchive
+
+    from .localarchive_fixtures import write_synthetic_dandiset, write_users
+
+    folder = tmp_path_factory.mktemp("panel-archive")
+    contents = write_synthetic_dandiset(folder)
+    _add_big_asset(folder, contents)
+    _add_embargoed_dandiset(folder)
+    write_users(folder)
+    with LocalArchive(folder) as running:
+        yield PanelArchive(running, contents)
+
+
+def _server(tmp_path_factory, name: str, env: dict[str, str]) -> Iterator[JupyterServer]:
+    server = JupyterServer(tmp_path_factory.mktemp(name), env)
+    server.wait()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def anonymous(tmp_path_factory, panel_archive) -> Iterator[JupyterServer]:
+    """A server on the panel archive without a DANDI API key."""
+    yield from _server(tmp_path_factory, "anonymous", {"DANDI_API_URL": panel_archive.url})
+
+
+@pytest.fixture(scope="module")
+def alice(tmp_path_factory, panel_archive) -> Iterator[JupyterServer]:
+    """A server on the panel archive with alice's key (she owns the embargoed Dandiset)."""
+    from .localarchive_fixtures import USERS
+
+    env = {"DANDI_API_URL": panel_archive.url, "DANDI_API_KEY": USERS["alice"][1]}
+    yield from _server(tmp_path_factory, "alice", env)
+
+
+def request(server: JupyterServer, method: str, path: str, body=None) -> tuple[int, dict, str]:
+    """Like JupyterServer.get, for any method, with a JSON body."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    req = urllib.request.Request(server.url + path, data=data, method=method)
+    req.add_header("Authorization", f"token {SERVER_TOKEN}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode()
+    try:
+        return status, json.loads(text), text
+    except ValueError:
+        return status, {}, text
+
+
+def home(server: JupyterServer) -> Path:
+    return server.log.parent  # the server's root directory (its "home")
+
+
+def wait_for_download(server: JupyterServer, download_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body, _ = server.get(f"dandi/api/downloads/{download_id}")
+        assert status == 200, body
+        if body["state"] not in ("queued", "running"):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"download {download_id} did not end in {timeout} s: {body}")
+
+
+def download(server: JupyterServer, asset_id: str, **extra) -> dict:
+    body = {"dandiset": "000999", "version": "draft", "asset_id": asset_id, **extra}
+    status, answer, _ = request(server, "POST", "dandi/api/downloads", body)
+    assert status in (200, 202), answer
+    return wait_for_download(server, answer["id"])
+
+
+NWB_ASSET = "0a000000-0000-4000-8000-000000000001"  # sub-01/sub-01_ses-1_ecephys.nwb
+HASH_ASSET = "0a000000-0000-4000-8000-000000000002"  # "sub-02 #2/sub-02#2 säule_ecephys.nwb"
+README_ASSET = "0a000000-0000-4000-8000-000000000003"  # metadata only
+ZARR_ASSET = "0a000000-0000-4000-8000-000000000004"
+
+
+def test_a_dandiset_its_versions_and_a_version(anonymous):
+    status, dandiset, _ = anonymous.get("dandi/api/dandisets/000999")
+    assert status == 200
+    assert dandiset["identifier"] == "000999"
+    assert dandiset["most_recent_published_version"]["version"] == "0.240102.1200"
+    status, versions, _ = anonymous.get("dandi/api/dandisets/DANDI:000999/versions")
+    assert status == 200
+    assert {v["version"] for v in versions["results"]} == {"draft", "0.240102.1200"}
+    status, version, _ = anonymous.get("dandi/api/dandisets/000999/versions/0.240102.1200")
+    assert status == 200
+    assert version["metadata"]["doi"] == "10.48324/dandi.000999/0.240102.1200"
+    assert version["metadata"]["contributor"][0]["name"] == "Tester, Ada"
+
+
+def test_the_asset_tree_folder_by_folder(anonymous, panel_archive):
+    status, top, _ = anonymous.get("dandi/api/dandisets/000999/versions/draft/paths")
+    assert status == 200
+    entries = {e["path"]: e for e in top["results"]}
+    assert set(entries) == {"README.md", "sub-01", "sub-02 #2", "sub-03"}
+    assert entries["sub-01"]["asset"] is None and entries["sub-01"]["aggregate_files"] == 2
+    assert entries["README.md"]["asset"]["asset_id"] == README_ASSET
+    # '#', a space and unicode survive the round trip through two URL encodings.
+    prefix = quote("sub-02 #2/", safe="")
+    status, folder, _ = anonymous.get(
+        f"dandi/api/dandisets/000999/versions/draft/paths?path_prefix={prefix}&page_size=1"
+    )
+    assert status == 200
+    [entry] = folder["results"]
+    assert entry["path"] == "sub-02 #2/sub-02#2 säule_ecephys.nwb"
+    assert entry["asset"]["asset_id"] == HASH_ASSET
+    assert entry["aggregate_size"] == panel_archive.contents[entry["path"]].stat().st_size
+
+
+def test_an_asset_with_its_metadata(anonymous):
+    status, asset, _ = anonymous.get(
+        f"dandi/api/dandisets/000999/versions/draft/assets/{NWB_ASSET}"
+    )
+    assert status == 200
+    assert asset["path"] == "sub-01/sub-01_ses-1_ecephys.nwb"
+    assert asset["metadata"]["encodingFormat"] == "application/x-nwb"
+    assert asset["metadata"]["digest"]["dandi:sha2-256"]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("dandisets/12345", "six digits"),
+        ("dandisets/00000a/versions", "six digits"),
+        ("dandisets/000999/versions/latest", "a version is 'draft' or a published version"),
+        ("dandisets/000999/versions/1.2.3/paths", "a version is 'draft'"),
+        ("dandisets/000999/versions/draft/paths?path_prefix=../../etc", "'..'"),
+        ("dandisets/000999/versions/draft/paths?path_prefix=/etc", "relative"),
+        ("dandisets/000999/versions/draft/paths?path_prefix=a%00b", "control characters"),
+        ("dandisets/000999/versions/draft/paths?path_prefix=a//b", "empty parts"),
+        ("dandisets/000999/versions/draft/paths?path_prefix=" + "a" * 1025, "at most 1024"),
+        ("dandisets/000999/versions/draft/paths?page=0", "page must be between"),
+        ("dandisets/000999/versions/draft/paths?page_size=1001", "page_size must be between"),
+        ("dandisets/000999/versions/draft/assets/not-a-uuid", "a UUID"),
+        ("dandisets/000999/versions?archive=ftp://example.org/api", "http(s) URL"),
+        ("dandisets?search=a%00b", "NUL"),
+        ("downloads/xyz", "32 hex digits"),
+    ],
+)
+def test_bad_input_is_400_before_the_archive_is_asked(anonymous, path, expected):
+    status, body, _ = anonymous.get(f"dandi/api/{path}")
+    assert status == 400, body
+    assert expected in body["message"] and body["reason"] == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("dandisets/000404", "Dandiset 000404 does not exist"),
+        ("dandisets/000999/versions/0.990101.0000", "Version 0.990101.0000 of Dandiset 000999"),
+        (
+            "dandisets/000999/versions/draft/paths?path_prefix=sub-99",
+            "Folder 'sub-99' of Dandiset 000999 (version draft)",
+        ),
+        (
+            "dandisets/000999/versions/draft/assets/00000000-0000-4000-8000-000000000000",
+            "Asset 00000000-0000-4000-8000-000000000000",
+        ),
+        ("downloads/" + "0" * 32, "no download"),
+    ],
+)
+def test_not_found_is_404_saying_what(anonymous, panel_archive, path, expected):
+    status, body, _ = anonymous.get(f"dandi/api/{path}")
+    assert status == 404, body
+    assert expected in body["message"] and body["reason"] == "not-found"
+    if path.startswith("dandisets"):
+        assert panel_archive.url in body["message"]
+
+
+def test_embargoed_dandisets_need_an_owner(anonymous, alice):
+    for path in (f"dandisets/{EMBARGOED}", f"dandisets/{EMBARGOED}/versions/draft/paths"):
+        status, body, _ = anonymous.get(f"dandi/api/{path}")
+        assert status == 403, body
+        assert body["reason"] == "unauthorized"
+        assert "embargoed" in body["message"] and "no DANDI API key" in body["message"]
+        status, body, _ = alice.get(f"dandi/api/{path}")
+        assert status == 200, body
+    assert alice.get("dandi/api/info")[1]["username"] == "alice"
+
+
+def test_the_key_stays_on_the_server(alice):
+    from .localarchive_fixtures import USERS
+
+    key = USERS["alice"][1]
+    for path in (
+        "info",
+        "dandisets",
+        f"dandisets/{EMBARGOED}",
+        "dandisets/000404",
+        f"dandisets/{EMBARGOED}/versions/draft/paths",
+        "downloads",
+    ):
+        _, _, text = alice.get(f"dandi/api/{path}")
+        assert key not in text, path
+
+
+def test_download_to_home(anonymous, panel_archive):
+    done = download(anonymous, NWB_ASSET)
+    assert done["state"] == "done", done
+    assert done["dest"] == "dandi/000999/draft/sub-01/sub-01_ses-1_ecephys.nwb"
+    target = home(anonymous) / done["dest"]
+    source = panel_archive.contents["sub-01/sub-01_ses-1_ecephys.nwb"]
+    assert target.read_bytes() == source.read_bytes()
+    assert done["received"] == done["size"] == source.stat().st_size
+    listed = anonymous.get("dandi/api/downloads")[1]["downloads"]
+    assert done["id"] in [d["id"] for d in listed]
+    # Again: the file is there already.
+    status, again, _ = request(
+        anonymous,
+        "POST",
+        "dandi/api/downloads",
+        {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET},
+    )
+    assert status == 200 and again["state"] == "done"
+    listed = anonymous.get("dandi/api/downloads")[1]["downloads"]
+    assert [d["id"] for d in listed if d["dest"] == done["dest"]] == [again["id"]]  # replaced
+    # Forgetting an ended download leaves the file.
+    status, _, _ = request(anonymous, "DELETE", f"dandi/api/downloads/{again['id']}")
+    assert status == 200 and target.exists()
+    assert again["id"] not in [
+        d["id"] for d in anonymous.get("dandi/api/downloads")[1]["downloads"]
+    ]
+
+
+def test_a_download_resumes_from_its_partial_file(anonymous, panel_archive):
+    from dandilab.server import Download, Downloads
+
+    dest = "resumed/big.nwb"
+    source = panel_archive.contents["sub-03/sub-03_ses-1_ecephys.nwb"].read_bytes()
+    part = Downloads(home(anonymous)).partial_path(
+        Download(
+            id="x",
+            archive_url=panel_archive.url,
+            dandiset="000999",
+            version="draft",
+            asset_id=BIG_ASSET,
+            path="",
+            dest=dest,
+            size=None,
+        )
+    )
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(source[:10_000_000])
+    done = download(anonymous, BIG_ASSET, dest=dest)
+    assert done["state"] == "done", done
+    assert done["resumed_from"] == 10_000_000  # a Range request, answered 206
+    assert (home(anonymous) / dest).read_bytes() == source
+    assert not part.exists()
+
+
+def test_a_corrupt_partial_file_fails_the_checksum_then_downloads_afresh(anonymous, panel_archive):
+    from dandilab.server import Download, Downloads
+
+    dest = "corrupt/big.nwb"
+    source = panel_archive.contents["sub-03/sub-03_ses-1_ecephys.nwb"].read_bytes()
+    part = Downloads(home(anonymous)).partial_path(
+        Download(
+            id="x",
+            archive_url=panel_archive.url,
+            dandiset="000999",
+            version="draft",
+            asset_id=BIG_ASSET,
+            path="",
+            dest=dest,
+            size=None,
+        )
+    )
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_bytes(b"\xff" * 1000)
+    failed = download(anonymous, BIG_ASSET, dest=dest)
+    assert failed["state"] == "failed" and "SHA-256" in failed["error"]
+    assert not (home(anonymous) / dest).exists() and not part.exists()
+    done = download(anonymous, BIG_ASSET, dest=dest)
+    assert done["state"] == "done" and done["resumed_from"] == 0
+    assert (
+        hashlib.sha256((home(anonymous) / dest).read_bytes()).digest()
+        == hashlib.sha256(source).digest()
+    )
+
+
+def test_cancel_then_resume(anonymous, panel_archive):
+    body = {"dandiset": "000999", "version": "draft", "asset_id": BIG_ASSET, "dest": "c/big.nwb"}
+    status, started, _ = request(anonymous, "POST", "dandi/api/downloads", body)
+    assert status == 202 and started["state"] in ("queued", "running")
+    status, _, _ = request(anonymous, "DELETE", f"dandi/api/downloads/{started['id']}")
+    assert status == 200
+    assert wait_for_download(anonymous, started["id"])["state"] in ("cancelled", "done")
+    done = download(anonymous, BIG_ASSET, dest="c/big.nwb")
+    assert done["state"] == "done"
+    source = panel_archive.contents["sub-03/sub-03_ses-1_ecephys.nwb"]
+    assert (home(anonymous) / "c/big.nwb").read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "expected"),
+    [
+        ({"version": "draft", "asset_id": NWB_ASSET}, 400, "dandiset is required"),
+        ({"dandiset": "999", "version": "draft", "asset_id": NWB_ASSET}, 400, "six digits"),
+        ({"dandiset": "000999", "version": "v1", "asset_id": NWB_ASSET}, 400, "a version is"),
+        ({"dandiset": "000999", "version": "draft", "asset_id": "../../x"}, 400, "a UUID"),
+        (
+            {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET, "dest": "../x.nwb"},
+            400,
+            "'..'",
+        ),
+        (
+            {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET, "dest": "a/../../x"},
+            400,
+            "'..'",
+        ),
+        (
+            {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET, "dest": "/etc/x"},
+            400,
+            "relative",
+        ),
+        (
+            {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET, "dest": 7},
+            400,
+            "dest must be a string",
+        ),
+        (
+            {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET, "path": "x"},
+            400,
+            "unknown fields: path",
+        ),
+        ({"dandiset": "000999", "version": "draft", "asset_id": ZARR_ASSET}, 400, "Zarr asset"),
+        (
+            {
+                "dandiset": "000999",
+                "version": "draft",
+                "asset_id": "00000000-0000-4000-8000-000000000000",
+            },
+            404,
+            "does not exist",
+        ),
+        (
+            {"dandiset": EMBARGOED, "version": "draft", "asset_id": EMBARGOED_ASSET},
+            403,
+            "embargoed",
+        ),
+        ([1, 2], 400, "a JSON object"),
+        (b"{not json", 400, "must be JSON"),
+    ],
+)
+def test_bad_downloads_are_refused(anonymous, body, status, expected):
+    answer_status, answer, _ = request(anonymous, "POST", "dandi/api/downloads", body)
+    assert answer_status == status, answer
+    assert expected in answer["message"]
+
+
+def test_downloads_stay_in_the_home_directory(anonymous, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link = home(anonymous) / "escape"
+    link.symlink_to(outside)
+    body = {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET, "dest": "escape/x.nwb"}
+    status, answer, _ = request(anonymous, "POST", "dandi/api/downloads", body)
+    assert status == 400 and "out of the home directory" in answer["message"]
+    assert not list(outside.iterdir())
+
+
+def test_an_existing_other_file_is_not_overwritten(anonymous):
+    (home(anonymous) / "mine.nwb").write_bytes(b"my own work")
+    body = {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET, "dest": "mine.nwb"}
+    status, answer, _ = request(anonymous, "POST", "dandi/api/downloads", body)
+    assert status == 409 and answer["reason"] == "conflict"
+    assert (home(anonymous) / "mine.nwb").read_bytes() == b"my own work"
+
+
+def test_a_metadata_only_asset_fails_saying_why(anonymous):
+    failed = download(anonymous, README_ASSET)
+    assert failed["state"] == "failed"
+    assert "not held by this local archive" in failed["error"]
+    assert not (home(anonymous) / failed["dest"]).exists()
+
+
+def test_the_openapi_description_covers_every_route(anonymous):
+    import yaml
+    from dandilab.server import HANDLERS
+    from tornado.web import RequestHandler
+
+    status, _, text = anonymous.get("dandi/api/openapi.yaml")
+    assert status == 200
+    spec = yaml.safe_load(text)
+    assert spec["openapi"].startswith("3.")
+    documented = {re.sub(r"\{[^}]+\}", "X", p).strip("/") for p in spec["paths"]}
+    served = {route.replace("([^/]+)", "X") for route, _ in HANDLERS}
+    assert documented == served
+    for route, handler in HANDLERS:
+        path = "/" + route.replace("([^/]+)", "{x}")
+        entry = next(v for k, v in spec["paths"].items() if re.sub(r"\{[^}]+\}", "{x}", k) == path)
+        methods = {
+            m.lower()
+            for m in ("GET", "POST", "DELETE")
+            if getattr(handler, m.lower()) is not getattr(RequestHandler, m.lower())
+        }
+        assert methods <= set(entry), (route, methods, set(entry))
+
+
+# --- the real Dandisets (../shared/fixtures) in the local archive ---------------------
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory, real_dandisets) -> Iterator[JupyterServer]:
+    yield from _server(tmp_path_factory, "real", {"DANDI_API_URL": real_dandisets.api_url})
+
+
+def test_searching_anterior_lateral_motor_cortex_finds_000006(real):
+    status, page, _ = real.get("dandi/api/dandisets?search=anterior%20lateral%20motor%20cortex")
+    assert status == 200
+    assert [d["identifier"] for d in page["results"]] == ["000006"]
+
+
+def test_the_top_folder_of_000026(real):
+    status, page, _ = real.get("dandi/api/dandisets/000026/versions/draft/paths?page_size=1000")
+    assert status == 200
+    folders = [e for e in page["results"] if e["asset"] is None]
+    assert len(page["results"]) == page["count"] > 10 and folders
+    assert sum(e["aggregate_files"] for e in page["results"]) > 50_000

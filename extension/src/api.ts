@@ -2,7 +2,8 @@
  * Requests to the dandilab server extension: URLs, JSON and errors.
  *
  * Pure apart from the injected `Fetch`, so it runs under jest without
- * JupyterLab; the plugin passes a fetch built on ServerConnection.
+ * JupyterLab; the plugin passes a fetch built on ServerConnection (which adds
+ * the server's credentials and XSRF token).
  */
 
 /** Where the server extension's handlers live, under the server's base URL. */
@@ -10,6 +11,9 @@ export const API_PATH = 'dandi/api';
 
 /** Results per page the panel asks for. */
 export const PAGE_SIZE = 20;
+
+/** Folder entries per page of the asset tree. */
+export const PATHS_PAGE_SIZE = 200;
 
 /** The longest search the server accepts. */
 export const MAX_SEARCH_LENGTH = 200;
@@ -34,13 +38,55 @@ export interface IResponseLike {
   text(): Promise<string>;
 }
 
-export type Fetch = (url: string) => Promise<IResponseLike>;
+/** The part of a fetch RequestInit this module sets. */
+export interface IRequestInit {
+  method?: 'GET' | 'POST' | 'DELETE';
+  body?: string;
+}
+
+export type Fetch = (url: string, init?: IRequestInit) => Promise<IResponseLike>;
+
+/**
+ * Why a request failed, as the server extension says it (its `reason`), plus
+ * `server-unreachable` (no answer from the Jupyter server) and `bad-response`.
+ */
+export type ErrorReason =
+  | 'invalid'
+  | 'unsupported'
+  | 'not-found'
+  | 'unauthorized'
+  | 'key-refused'
+  | 'unreachable'
+  | 'timeout'
+  | 'rate-limited'
+  | 'archive-error'
+  | 'conflict'
+  | 'no-space'
+  | 'no-extension'
+  | 'server-unreachable'
+  | 'bad-response'
+  | 'unknown';
+
+const REASONS: ReadonlySet<string> = new Set([
+  'invalid',
+  'unsupported',
+  'not-found',
+  'unauthorized',
+  'key-refused',
+  'unreachable',
+  'timeout',
+  'rate-limited',
+  'archive-error',
+  'conflict',
+  'no-space'
+]);
 
 /** A failed request, with a message meant for the user. */
 export class DandiApiError extends Error {
   constructor(
     message: string,
-    readonly status: number
+    readonly status: number,
+    readonly reason: ErrorReason = 'unknown'
   ) {
     super(message);
     this.name = 'DandiApiError';
@@ -64,13 +110,16 @@ export function queryString(params: Record<string, QueryValue>): string {
     .join('&');
 }
 
-/** URL of a server extension endpoint. */
+/** URL of a server extension endpoint; path parts are URL-encoded. */
 export function apiUrl(
   baseUrl: string,
-  endpoint: string,
+  endpoint: string | string[],
   params: Record<string, QueryValue> = {}
 ): string {
-  const url = joinUrl(baseUrl, API_PATH, endpoint);
+  const parts = Array.isArray(endpoint)
+    ? endpoint.map(p => encodeURIComponent(p))
+    : [endpoint];
+  const url = joinUrl(baseUrl, API_PATH, ...parts);
   const query = queryString(params);
   return query ? `${url}?${query}` : url;
 }
@@ -89,6 +138,71 @@ export function dandisetsUrl(baseUrl: string, query: ISearchQuery): string {
     ordering: query.ordering,
     archive: query.archiveUrl?.trim()
   });
+}
+
+/** URL of `GET dandi/api/dandisets/ID`. */
+export function dandisetUrl(baseUrl: string, id: string, archiveUrl = ''): string {
+  return apiUrl(baseUrl, ['dandisets', id], { archive: archiveUrl.trim() });
+}
+
+/** URL of `GET dandi/api/dandisets/ID/versions` (first page: up to 100 versions). */
+export function versionsUrl(baseUrl: string, id: string, archiveUrl = ''): string {
+  return apiUrl(baseUrl, ['dandisets', id, 'versions'], {
+    page_size: 100,
+    archive: archiveUrl.trim()
+  });
+}
+
+/** URL of `GET dandi/api/dandisets/ID/versions/V` (summary and metadata). */
+export function versionUrl(
+  baseUrl: string,
+  id: string,
+  version: string,
+  archiveUrl = ''
+): string {
+  return apiUrl(baseUrl, ['dandisets', id, 'versions', version], {
+    archive: archiveUrl.trim()
+  });
+}
+
+/** URL of `GET dandi/api/dandisets/ID/versions/V/paths` for one folder's page. */
+export function pathsUrl(
+  baseUrl: string,
+  id: string,
+  version: string,
+  pathPrefix: string,
+  page = 1,
+  archiveUrl = ''
+): string {
+  return apiUrl(baseUrl, ['dandisets', id, 'versions', version, 'paths'], {
+    path_prefix: pathPrefix,
+    page,
+    page_size: PATHS_PAGE_SIZE,
+    archive: archiveUrl.trim()
+  });
+}
+
+/** URL of `GET dandi/api/dandisets/ID/versions/V/assets/ASSET`. */
+export function assetUrl(
+  baseUrl: string,
+  id: string,
+  version: string,
+  assetId: string,
+  archiveUrl = ''
+): string {
+  return apiUrl(baseUrl, ['dandisets', id, 'versions', version, 'assets', assetId], {
+    archive: archiveUrl.trim()
+  });
+}
+
+/** URL of `dandi/api/downloads` (GET lists, POST starts one). */
+export function downloadsUrl(baseUrl: string): string {
+  return apiUrl(baseUrl, 'downloads');
+}
+
+/** URL of `dandi/api/downloads/ID` (GET progress, DELETE cancels or forgets). */
+export function downloadUrl(baseUrl: string, id: string, discard = false): string {
+  return apiUrl(baseUrl, ['downloads', id], { discard: discard ? 1 : undefined });
 }
 
 /** The user-facing message for a failed response. */
@@ -113,15 +227,34 @@ export function errorMessage(
   return `The Jupyter server answered HTTP ${status}${statusText ? ` ${statusText}` : ''}.`;
 }
 
-/** GET a URL and parse JSON; any failure becomes a DandiApiError. */
-export async function getJSON<T>(fetch: Fetch, url: string): Promise<T> {
+/** The reason of a failed response: the server's, else guessed from the status. */
+export function errorReason(status: number, body: unknown): ErrorReason {
+  if (body && typeof body === 'object') {
+    const reason = (body as { reason?: unknown }).reason;
+    if (typeof reason === 'string' && REASONS.has(reason)) {
+      return reason as ErrorReason;
+    }
+    if (typeof (body as { message?: unknown }).message === 'string') {
+      return status === 403 ? 'unauthorized' : 'unknown';
+    }
+  }
+  return status === 404 ? 'no-extension' : 'unknown';
+}
+
+/** Send a request and parse its JSON answer; any failure becomes a DandiApiError. */
+export async function requestJSON<T>(
+  fetch: Fetch,
+  url: string,
+  init?: IRequestInit
+): Promise<T> {
   let response: IResponseLike;
   try {
-    response = await fetch(url);
+    response = await fetch(url, init);
   } catch (reason) {
     throw new DandiApiError(
       `Could not reach the Jupyter server: ${String(reason)}`,
-      0
+      0,
+      'server-unreachable'
     );
   }
   const text = await response.text();
@@ -136,14 +269,21 @@ export async function getJSON<T>(fetch: Fetch, url: string): Promise<T> {
   if (!response.ok) {
     throw new DandiApiError(
       errorMessage(response.status, body, response.statusText),
-      response.status
+      response.status,
+      errorReason(response.status, body)
     );
   }
   if (body === undefined) {
     throw new DandiApiError(
       `The Jupyter server sent a response that is not JSON (HTTP ${response.status}).`,
-      response.status
+      response.status,
+      'bad-response'
     );
   }
   return body as T;
+}
+
+/** GET a URL and parse JSON; any failure becomes a DandiApiError. */
+export function getJSON<T>(fetch: Fetch, url: string): Promise<T> {
+  return requestJSON<T>(fetch, url);
 }

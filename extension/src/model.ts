@@ -38,6 +38,10 @@ export interface IServerInfo {
   archive_url: string;
   username: string | null;
   authenticated: boolean;
+  /** The server has a DANDI API key (for the archive it is configured with). */
+  has_api_key?: boolean;
+  /** Why `error` (the server's error reasons, e.g. "unreachable", "key-refused"). */
+  error_reason?: string | null;
   error?: string | null;
 }
 
@@ -49,6 +53,47 @@ export interface IDandisetItem {
   assetCount: number | null;
   size: number | null;
   embargoed: boolean;
+  /** The archive's embargo status: OPEN, EMBARGOED or UNEMBARGOING. */
+  embargoStatus: string;
+  /** It has a published version. */
+  published: boolean;
+  /** The latest published version, if any. */
+  publishedVersion: string | null;
+}
+
+/** A small label shown beside a Dandiset: published, draft, embargoed. */
+export interface IBadge {
+  text: string;
+  kind: 'published' | 'draft' | 'embargoed';
+  title: string;
+}
+
+/** The badges of a result: whether it is published and whether it is embargoed. */
+export function badgesOf(item: IDandisetItem): IBadge[] {
+  const badges: IBadge[] = [];
+  if (item.published) {
+    badges.push({
+      text: 'published',
+      kind: 'published',
+      title: `Published; latest version ${item.publishedVersion}`
+    });
+  } else {
+    badges.push({ text: 'draft', kind: 'draft', title: 'Not published yet: draft only' });
+  }
+  if (item.embargoStatus === 'EMBARGOED') {
+    badges.push({
+      text: 'embargoed',
+      kind: 'embargoed',
+      title: 'Embargoed: only its owners can see its data'
+    });
+  } else if (item.embargoStatus === 'UNEMBARGOING') {
+    badges.push({
+      text: 'unembargoing',
+      kind: 'embargoed',
+      title: 'Its embargo is being lifted'
+    });
+  }
+  return badges;
 }
 
 /** The results shown after one or more pages of a search. */
@@ -89,13 +134,17 @@ export function toDandisetItem(
   const draft = raw.draft_version ?? null;
   const chosen =
     preferred === 'latest-published' ? (published ?? draft) : (draft ?? published);
+  const embargoStatus = raw.embargo_status ?? 'OPEN';
   return {
     identifier: raw.identifier,
     name: chosen?.name?.trim() || '(untitled)',
     version: chosen?.version ?? 'draft',
     assetCount: chosen?.asset_count ?? null,
     size: chosen?.size ?? null,
-    embargoed: (raw.embargo_status ?? 'OPEN') !== 'OPEN'
+    embargoed: embargoStatus !== 'OPEN',
+    embargoStatus,
+    published: published !== null,
+    publishedVersion: published?.version ?? null
   };
 }
 
@@ -157,6 +206,46 @@ export function describeAccount(info: IServerInfo): IAccountView {
     account = 'Anonymous (no DANDI API key on the server)';
   }
   return { archive: info.archive_url, account, error: info.error || null };
+}
+
+/** What the status bar shows: the DANDI account the server uses, or how to set one. */
+export interface IStatusView {
+  text: string;
+  title: string;
+  signedIn: boolean;
+}
+
+export function describeStatus(info: IServerInfo | null, failure: string | null): IStatusView {
+  if (!info) {
+    return {
+      text: 'DANDI: ?',
+      title: failure ? `DANDI account unknown: ${failure}` : 'DANDI account: checking…',
+      signedIn: false
+    };
+  }
+  if (info.authenticated && info.username) {
+    return {
+      text: `DANDI: ${info.username}`,
+      title: `The server uses the DANDI account ${info.username} on ${info.archive_url}.`,
+      signedIn: true
+    };
+  }
+  const problem = info.error ? `${info.error}\n\n` : '';
+  if (info.has_api_key) {
+    return {
+      text: 'DANDI: account unknown',
+      title: `${problem}Sign in to the hub again with your DANDI account, or check DANDI_API_KEY.`,
+      signedIn: false
+    };
+  }
+  return {
+    text: 'DANDI: no account',
+    title:
+      `${problem}The server has no DANDI API key, so embargoed Dandisets stay hidden. ` +
+      'Sign in to the hub with your DANDI account, or set DANDI_API_KEY in the ' +
+      "server's environment (the key is on your account page of the DANDI archive).",
+    signedIn: false
+  };
 }
 
 /** Human-readable size in bytes (powers of 1000, as the archive shows them). */
@@ -243,4 +332,53 @@ export function toPanelSettings(composite: unknown): IPanelSettings {
   const defaultVersion =
     raw.defaultVersion === 'latest-published' ? 'latest-published' : 'draft';
   return { archiveUrl, defaultVersion };
+}
+
+/** A failure as the panel shows it: a short title, then the server's message. */
+export interface IErrorView {
+  title: string;
+  message: string;
+  /** Trying again may help (the archive or the network may come back). */
+  retry: boolean;
+}
+
+const ERROR_TITLES: Record<string, [string, boolean]> = {
+  unreachable: ['The DANDI archive cannot be reached', true],
+  timeout: ['The DANDI archive did not answer in time', true],
+  'rate-limited': ['The DANDI archive is busy', true],
+  'archive-error': ['The DANDI archive failed', true],
+  'not-found': ['Not found', false],
+  unauthorized: ['Embargoed: not allowed', false],
+  'key-refused': ["The archive refused the server's DANDI key", false],
+  invalid: ['Invalid request', false],
+  unsupported: ['Not supported', false],
+  conflict: ['Conflict', false],
+  'no-space': ['Not enough space', false],
+  'no-extension': ['The DANDI server extension is not running', true],
+  'server-unreachable': ['The Jupyter server cannot be reached', true],
+  'bad-response': ['Unexpected answer', true]
+};
+
+export function describeError(error: unknown): IErrorView {
+  const message = error instanceof Error ? error.message : String(error);
+  const reason = (error as { reason?: unknown } | null)?.reason;
+  const [title, retry] =
+    (typeof reason === 'string' && ERROR_TITLES[reason]) ||
+    (error instanceof UnexpectedResponseError
+      ? ['Unexpected answer', true]
+      : ['Something went wrong', true]);
+  return { title, message, retry };
+}
+
+/** A Dandiset someone typed: "000006", "DANDI:000006/0.220126.1855", "000006@draft" or a web/API URL. */
+export function parseDandisetRef(
+  text: string
+): { identifier: string; version: string | null } | null {
+  const version = '(draft|\\d+\\.\\d{6}\\.\\d{4})';
+  const plain = new RegExp(`^(?:DANDI:)?(\\d{6})(?:[/@]${version})?/?$`, 'i').exec(text.trim());
+  const url = new RegExp(`/dandisets?/(\\d{6})(?:/(?:versions/)?${version})?(?:[/?#]|$)`).exec(
+    text.trim()
+  );
+  const match = plain ?? url;
+  return match ? { identifier: match[1], version: match[2]?.toLowerCase() ?? null } : null;
 }

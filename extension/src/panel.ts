@@ -1,16 +1,24 @@
 /**
- * The DANDI side panel: search box, results list, archive and account line.
+ * The DANDI side panel: archive and account line, search box and results;
+ * choosing a result opens the Dandiset view (dandisetview.ts); downloads are
+ * listed at the bottom (downloadsview.ts).
  *
- * The widget only builds DOM and wires events; URLs, parsing and timing live
- * in api.ts and model.ts.
+ * The widgets only build DOM and wire events; URLs, parsing and timing live
+ * in api.ts, model.ts, dandiset.ts, assets.ts and downloads.ts.
  */
 import { Message } from '@lumino/messaging';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { dandisetsUrl, Fetch, getJSON, infoUrl } from './api';
+import { dandisetsUrl, Fetch, getJSON } from './api';
+import { IAssetContext } from './assets';
+import { AssetAction, DandisetView } from './dandisetview';
+import { element, ErrorBox, moveFocus } from './dom';
+import { DownloadsView } from './downloadsview';
+import { ArchiveInfo } from './info';
 import {
   appendPage,
+  badgesOf,
   debounce,
   DEFAULT_SETTINGS,
   describeAccount,
@@ -20,7 +28,6 @@ import {
   IDebounced,
   IPanelSettings,
   ISearchPage,
-  IServerInfo,
   LatestOnly,
   toSearchPage
 } from './model';
@@ -31,28 +38,13 @@ export const PANEL_ID = 'dandi-panel';
 /** Quiet time after the last keystroke before searching. */
 export const SEARCH_DELAY_MS = 300;
 
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className: string,
-  text = ''
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text) {
-    node.textContent = text;
-  }
-  return node;
-}
-
-function messageOf(reason: unknown): string {
-  return reason instanceof Error ? reason.message : String(reason);
-}
-
 export class DandiPanel extends Widget {
   constructor(options: DandiPanel.IOptions) {
     super();
     this._fetch = options.fetch;
     this._baseUrl = options.baseUrl;
+    this._info = options.info ?? new ArchiveInfo(options.fetch, options.baseUrl);
+    this._onAction = options.onAction ?? (() => undefined);
     this.id = PANEL_ID;
     this.addClass('jp-DandiPanel');
     this.title.caption = 'DANDI Archive';
@@ -65,11 +57,12 @@ export class DandiPanel extends Widget {
     const info = element('div', 'jp-DandiPanel-info');
     this._archiveNode = element('span', 'jp-DandiPanel-archive', 'Archive: …');
     this._accountNode = element('span', 'jp-DandiPanel-account');
-    this._infoError = element('div', 'jp-DandiPanel-error jp-DandiPanel-infoError');
-    this._infoError.setAttribute('role', 'alert');
-    this._infoError.hidden = true;
     info.append(this._archiveNode, this._accountNode);
+    this._infoError = new ErrorBox('jp-DandiPanel-infoError');
 
+    // --- search and results
+    this._searchView = element('section', 'jp-DandiPanel-searchView');
+    this._searchView.setAttribute('aria-label', 'Search');
     this._input = element('input', 'jp-DandiPanel-search jp-mod-styled');
     this._input.type = 'search';
     this._input.placeholder = 'Search Dandisets';
@@ -79,13 +72,7 @@ export class DandiPanel extends Widget {
     this._status = element('div', 'jp-DandiPanel-status');
     this._status.setAttribute('role', 'status');
     this._status.setAttribute('aria-live', 'polite');
-
-    this._searchError = element(
-      'div',
-      'jp-DandiPanel-error jp-DandiPanel-searchError'
-    );
-    this._searchError.setAttribute('role', 'alert');
-    this._searchError.hidden = true;
+    this._searchError = new ErrorBox('jp-DandiPanel-searchError');
 
     this._list = element('ul', 'jp-DandiPanel-results');
     this._list.setAttribute('aria-label', 'Dandisets');
@@ -93,16 +80,35 @@ export class DandiPanel extends Widget {
     this._more = element('button', 'jp-DandiPanel-more jp-mod-styled', 'More results');
     this._more.type = 'button';
     this._more.hidden = true;
+    this._searchView.append(
+      this._input,
+      this._status,
+      this._searchError.node,
+      this._list,
+      this._more
+    );
+
+    // --- a Dandiset, and downloads
+    this._dandiset = new DandisetView({
+      fetch: this._fetch,
+      baseUrl: this._baseUrl,
+      onBack: () => this.showResults(),
+      onAction: (action, asset) => this._onAction(action, asset),
+      onSelect: () => this._selectionChanged.emit()
+    });
+    this._downloads = new DownloadsView({
+      fetch: this._fetch,
+      baseUrl: this._baseUrl,
+      onShow: path => options.onShowFile?.(path)
+    });
 
     this.node.append(
       header,
       info,
-      this._infoError,
-      this._input,
-      this._status,
-      this._searchError,
-      this._list,
-      this._more
+      this._infoError.node,
+      this._searchView,
+      this._dandiset.node,
+      this._downloads.node
     );
 
     this._search = debounce(() => void this.search(1), SEARCH_DELAY_MS);
@@ -113,11 +119,32 @@ export class DandiPanel extends Widget {
     this._more.addEventListener('click', () => {
       void this.search((this._results?.page ?? 0) + 1);
     });
+    this._info.changed.connect(this._renderInfo, this);
   }
 
-  /** Emitted when a result is chosen (click or Enter). */
+  /** Emitted when a result is chosen (click or Enter), before its Dandiset opens. */
   get selected(): ISignal<this, IDandisetItem> {
     return this._selected;
+  }
+
+  /** Emitted when the selected asset changes. */
+  get selectionChanged(): ISignal<this, void> {
+    return this._selectionChanged;
+  }
+
+  /** The asset selected in the Dandiset view, or null. */
+  get selectedAsset(): IAssetContext | null {
+    return this._dandiset.node.hidden ? null : this._dandiset.selectedAsset;
+  }
+
+  /** The Dandiset view (open Dandiset, version, folder). */
+  get dandisetView(): DandisetView {
+    return this._dandiset;
+  }
+
+  /** The downloads list. */
+  get downloadsView(): DownloadsView {
+    return this._downloads;
   }
 
   /** The current settings. */
@@ -134,6 +161,7 @@ export class DandiPanel extends Widget {
     }
     if (previous.archiveUrl !== settings.archiveUrl) {
       void this.refreshInfo();
+      this.showResults();
     }
     if (
       previous.archiveUrl !== settings.archiveUrl ||
@@ -143,45 +171,32 @@ export class DandiPanel extends Widget {
     }
   }
 
-  /** Move keyboard focus to the search box. */
+  /** Move keyboard focus to the search box (back to the results if a Dandiset is open). */
   focusSearch(): void {
+    this.showResults(false);
     this._input.focus();
   }
 
   /** Fetch the archive URL and account from the server. */
-  async refreshInfo(): Promise<void> {
-    const ticket = this._infoTicket.next();
-    try {
-      const info = await getJSON<IServerInfo>(
-        this._fetch,
-        infoUrl(this._baseUrl, this._settings.archiveUrl)
-      );
-      if (!this._infoTicket.isCurrent(ticket)) {
-        return;
-      }
-      const view = describeAccount(info);
-      this._archiveNode.textContent = view.archive;
-      this._archiveNode.title = `DANDI Archive API: ${view.archive}`;
-      this._accountNode.textContent = view.account;
-      this._errors.info = view.error;
-      this._renderErrors();
-    } catch (reason) {
-      if (this._infoTicket.isCurrent(ticket)) {
-        this._archiveNode.textContent = 'Archive: unknown';
-        this._accountNode.textContent = '';
-        this._errors.info = messageOf(reason);
-        this._renderErrors();
-      }
-    }
+  refreshInfo(): Promise<void> {
+    return this._info.refresh(this._settings.archiveUrl);
+  }
+
+  /** Search now for `text` (default: the search box's). */
+  async searchFor(text: string): Promise<void> {
+    this._input.value = text;
+    this.showResults(false);
+    await this.search(1);
   }
 
   /** Search now for the input's text; page 1 replaces, later pages append. */
   async search(page = 1): Promise<void> {
+    this._loaded = true;
     this._search.cancel();
     const ticket = this._searchTicket.next();
     const text = this._input.value;
     this._status.textContent = page > 1 ? 'Loading more…' : 'Searching…';
-    this.node.setAttribute('aria-busy', 'true');
+    this._searchView.setAttribute('aria-busy', 'true');
     this._more.disabled = true;
     try {
       const raw = await getJSON<unknown>(
@@ -198,8 +213,7 @@ export class DandiPanel extends Widget {
       const next = toSearchPage(raw, page, this._settings.defaultVersion);
       this._results =
         page > 1 && this._results ? appendPage(this._results, next) : next;
-      this._errors.search = null;
-      this._renderErrors();
+      this._searchError.clear();
       this._renderResults(text);
     } catch (reason) {
       if (!this._searchTicket.isCurrent(ticket)) {
@@ -210,14 +224,43 @@ export class DandiPanel extends Widget {
         this._renderResults(text);
       }
       this._status.textContent = '';
-      this._errors.search = messageOf(reason);
-      this._renderErrors();
+      this._searchError.show(reason, () => void this.search(page));
+      this._renderInfo();
     } finally {
       if (this._searchTicket.isCurrent(ticket)) {
-        this.node.removeAttribute('aria-busy');
+        this._searchView.removeAttribute('aria-busy');
         this._more.disabled = false;
       }
     }
+  }
+
+  /** Open Dandiset `identifier` (at `version`, else the version the settings prefer). */
+  async openDandiset(identifier: string, version: string | null = null): Promise<void> {
+    this._loaded = true;
+    this._searchView.hidden = true;
+    this._dandiset.node.hidden = false;
+    this._dandiset.setArchive(this._info.archiveUrl, this._settings.archiveUrl);
+    const opening = this._dandiset.open(identifier, version, this._settings);
+    this._dandiset.focus();
+    await opening;
+  }
+
+  /** Back from a Dandiset to the search results. */
+  showResults(focus = true): void {
+    if (this._searchView.hidden) {
+      this._dandiset.node.hidden = true;
+      this._searchView.hidden = false;
+      this._selectionChanged.emit();
+      if (focus) {
+        const chosen = this._list.querySelector('.jp-mod-selected') as HTMLElement | null;
+        (chosen ?? this._input).focus();
+      }
+    }
+  }
+
+  /** Start downloading an asset to the home directory (the server does the work). */
+  download(asset: IAssetContext): Promise<unknown> {
+    return this._downloads.start(asset);
   }
 
   protected onAfterShow(msg: Message): void {
@@ -227,23 +270,44 @@ export class DandiPanel extends Widget {
       this._loaded = true;
       void this.refreshInfo();
       void this.search(1);
+      void this._downloads.refresh();
     }
   }
 
   dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
     this._search.cancel();
+    this._downloads.dispose();
+    this._info.changed.disconnect(this._renderInfo, this);
     super.dispose();
   }
 
-  private _renderErrors(): void {
-    const { info, search } = this._errors;
-    const show = (node: HTMLElement, message: string | null) => {
-      node.textContent = message ?? '';
-      node.hidden = !message;
-    };
-    show(this._searchError, search);
-    // An unreachable archive fails both requests alike: say it once.
-    show(this._infoError, info === search ? null : info);
+  private _renderInfo(): void {
+    const info = this._info.info;
+    if (!info) {
+      this._archiveNode.textContent = 'Archive: unknown';
+      this._accountNode.textContent = '';
+      const failure = this._info.failure;
+      // An unreachable Jupyter server fails the search alike: say it once.
+      if (failure && !this._searchError.shown) {
+        this._infoError.show(new Error(failure));
+      } else {
+        this._infoError.clear();
+      }
+      return;
+    }
+    const view = describeAccount(info);
+    this._archiveNode.textContent = view.archive;
+    this._archiveNode.title = `DANDI Archive API: ${view.archive}`;
+    this._accountNode.textContent = view.account;
+    this._dandiset.setArchive(info.archive_url, this._settings.archiveUrl);
+    if (view.error && !(this._searchError.shown && this._searchError.node.textContent?.includes(view.error))) {
+      this._infoError.show(Object.assign(new Error(view.error), { reason: info.error_reason }));
+    } else {
+      this._infoError.clear();
+    }
   }
 
   private _renderResults(search: string): void {
@@ -253,31 +317,35 @@ export class DandiPanel extends Widget {
       this._more.hidden = true;
       return;
     }
-    for (const item of results.items) {
-      this._list.appendChild(this._renderItem(item));
-    }
+    results.items.forEach((item, index) => {
+      this._list.appendChild(this._renderItem(item, index === 0));
+    });
     this._status.textContent = describeResults(results, search);
     this._more.hidden = !results.hasNext;
   }
 
-  private _renderItem(item: IDandisetItem): HTMLLIElement {
+  private _renderItem(item: IDandisetItem, tabStop: boolean): HTMLLIElement {
     const li = element('li', 'jp-DandiPanel-result');
-    li.tabIndex = 0;
+    li.tabIndex = tabStop ? 0 : -1;
     li.dataset.identifier = item.identifier;
     li.dataset.version = item.version;
+    const badges = badgesOf(item);
     li.setAttribute(
       'aria-label',
-      `Dandiset ${item.identifier}, version ${item.version}: ${item.name}`
+      `Dandiset ${item.identifier}, version ${item.version}, ` +
+        `${badges.map(b => b.text).join(', ')}: ${item.name}`
     );
     const top = element('div', 'jp-DandiPanel-resultHeader');
-    top.append(
-      element('span', 'jp-DandiPanel-resultId', item.identifier),
-      element('span', 'jp-DandiPanel-resultVersion', item.version)
-    );
+    top.append(element('span', 'jp-DandiPanel-resultId', item.identifier));
+    for (const badge of badges) {
+      const node = element('span', `jp-DandiPanel-badge jp-DandiPanel-badge-${badge.kind}`, badge.text);
+      node.title = badge.title;
+      top.append(node);
+    }
+    top.append(element('span', 'jp-DandiPanel-resultVersion', item.version));
     const meta = [
-      item.assetCount !== null ? `${item.assetCount} assets` : '',
-      formatBytes(item.size),
-      item.embargoed ? 'embargoed' : ''
+      item.assetCount !== null ? `${item.assetCount.toLocaleString('en')} assets` : '',
+      formatBytes(item.size)
     ].filter(Boolean);
     li.append(
       top,
@@ -302,12 +370,14 @@ export class DandiPanel extends Widget {
     if (!item) {
       return;
     }
-    for (const li of Array.from(this._list.children)) {
-      const on = (li as HTMLElement).dataset.identifier === item.identifier;
+    for (const li of Array.from(this._list.children) as HTMLElement[]) {
+      const on = li.dataset.identifier === item.identifier;
       li.classList.toggle('jp-mod-selected', on);
       li.setAttribute('aria-current', on ? 'true' : 'false');
+      li.tabIndex = on ? 0 : -1;
     }
     this._selected.emit(item);
+    void this.openDandiset(item.identifier, item.version);
   }
 
   private _onInputKey = (event: KeyboardEvent): void => {
@@ -334,51 +404,52 @@ export class DandiPanel extends Widget {
     if (!current) {
       return;
     }
-    switch (event.key) {
-      case 'Enter':
-      case ' ':
-        event.preventDefault();
-        this._choose(current);
-        break;
-      case 'ArrowDown':
-        event.preventDefault();
-        (current.nextElementSibling as HTMLElement | null)?.focus();
-        break;
-      case 'ArrowUp':
-        event.preventDefault();
-        ((current.previousElementSibling as HTMLElement | null) ?? this._input).focus();
-        break;
+    if (event.key === 'Enter' || event.key === ' ') {
+      event.preventDefault();
+      this._choose(current);
+    } else if (event.key === 'ArrowUp' && current === this._list.firstElementChild) {
+      event.preventDefault();
+      this._input.focus();
+    } else if (moveFocus(current, event.key)) {
+      event.preventDefault();
     }
   };
 
   private _fetch: Fetch;
   private _baseUrl: string;
+  private _info: ArchiveInfo;
+  private _onAction: (action: AssetAction, asset: IAssetContext) => void;
   private _settings: IPanelSettings = DEFAULT_SETTINGS;
   private _loaded = false;
   private _results: ISearchPage | null = null;
-  private _errors: { info: string | null; search: string | null } = {
-    info: null,
-    search: null
-  };
   private _search: IDebounced<[]>;
   private _searchTicket = new LatestOnly();
-  private _infoTicket = new LatestOnly();
   private _selected = new Signal<this, IDandisetItem>(this);
+  private _selectionChanged = new Signal<this, void>(this);
+  private _searchView: HTMLElement;
+  private _dandiset: DandisetView;
+  private _downloads: DownloadsView;
   private _input: HTMLInputElement;
   private _status: HTMLDivElement;
   private _list: HTMLUListElement;
   private _more: HTMLButtonElement;
   private _archiveNode: HTMLSpanElement;
   private _accountNode: HTMLSpanElement;
-  private _infoError: HTMLDivElement;
-  private _searchError: HTMLDivElement;
+  private _infoError: ErrorBox;
+  private _searchError: ErrorBox;
 }
 
 export namespace DandiPanel {
   export interface IOptions {
     /** The Jupyter server's base URL (ServerConnection settings). */
     baseUrl: string;
-    /** GET a URL on the Jupyter server with its credentials. */
+    /** Requests to the Jupyter server with its credentials. */
     fetch: Fetch;
+    /** The archive and account (shared with the status bar); made here if not given. */
+    info?: ArchiveInfo;
+    /** Run an action on an asset (the plugin maps them to commands). */
+    onAction?: (action: AssetAction, asset: IAssetContext) => void;
+    /** Show a file of the home directory in the file browser. */
+    onShowFile?: (path: string) => void;
   }
 }

@@ -4,6 +4,8 @@
     dandihub archive serve DIR [--port N] [--s3-port N]
     dandihub archive demo DIR          build the demo archive folder (cached)
     dandihub usage [HOMES] [--hub-api URL --token T] [--delete]   usage and retention report
+    dandihub notebooks run [NAME ...] [--archive URL | --demo]   run figure notebooks, check figures
+    dandihub notebooks link REPO_URL PATH --hub URL               an "Open in DANDI Hub" link
 """
 
 from __future__ import annotations
@@ -176,6 +178,10 @@ def up(args) -> int:
         except KeyboardInterrupt:
             print("\nStopping DANDI Hub...", flush=True)
             return 0
+        finally:
+            # A second Ctrl-C must not cut the clean-up short and leave processes behind.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def print_welcome(url: str, archive_url: str, keys: dict[str, str],
@@ -251,6 +257,12 @@ def parser() -> argparse.ArgumentParser:
                         "policy (lists only; --delete to reset)")
     usage.add_report_arguments(us)
     us.set_defaults(func=usage.report_command)
+
+    from . import notebooks
+
+    nb = sub.add_parser("notebooks", help="run the figure notebooks and check their figures; "
+                        "share a notebook with an \"Open in DANDI Hub\" link")
+    notebooks.add_arguments(nb)
     return p
 
 

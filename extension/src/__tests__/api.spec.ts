@@ -1,6 +1,16 @@
 import {
   apiUrl,
+  assetUrl,
   dandisetsUrl,
+  dandisetUrl,
+  downloadsUrl,
+  downloadUrl,
+  errorReason,
+  pathsUrl,
+  PATHS_PAGE_SIZE,
+  requestJSON,
+  versionsUrl,
+  versionUrl,
   DandiApiError,
   errorMessage,
   Fetch,
@@ -112,5 +122,69 @@ describe('getJSON', () => {
       status: 0,
       message: expect.stringContaining('Failed to fetch')
     });
+  });
+});
+
+describe('Dandiset, version and folder URLs', () => {
+  it('encodes every part of the path', () => {
+    expect(dandisetUrl('/b/', '000006')).toBe('/b/dandi/api/dandisets/000006');
+    expect(versionsUrl('/b/', '000006')).toBe('/b/dandi/api/dandisets/000006/versions?page_size=100');
+    expect(versionUrl('/b/', '000006', '0.220126.1855', 'http://x/api')).toBe(
+      '/b/dandi/api/dandisets/000006/versions/0.220126.1855?archive=http%3A%2F%2Fx%2Fapi'
+    );
+    expect(dandisetUrl('/', '../../api/kernels')).toBe('/dandi/api/dandisets/..%2F..%2Fapi%2Fkernels');
+  });
+
+  it('asks for one folder with its prefix encoded', () => {
+    expect(pathsUrl('/', '000250', 'draft', 'sub-CS-fly#-1/', 2)).toBe(
+      '/dandi/api/dandisets/000250/versions/draft/paths' +
+        `?path_prefix=sub-CS-fly%23-1%2F&page=2&page_size=${PATHS_PAGE_SIZE}`
+    );
+    expect(pathsUrl('/', '000026', 'draft', '')).toBe(
+      `/dandi/api/dandisets/000026/versions/draft/paths?page=1&page_size=${PATHS_PAGE_SIZE}`
+    );
+  });
+
+  it('names an asset and the downloads', () => {
+    const id = '32cb0ae9-49fd-4bf9-b939-3960df7aeca2';
+    expect(assetUrl('/', '000006', 'draft', id)).toBe(
+      `/dandi/api/dandisets/000006/versions/draft/assets/${id}`
+    );
+    expect(downloadsUrl('/u/ann/')).toBe('/u/ann/dandi/api/downloads');
+    expect(downloadUrl('/', 'abc')).toBe('/dandi/api/downloads/abc');
+    expect(downloadUrl('/', 'abc', true)).toBe('/dandi/api/downloads/abc?discard=1');
+  });
+});
+
+describe('errors carry a reason', () => {
+  it("takes the server's reason", () => {
+    expect(errorReason(403, { message: 'x', reason: 'unauthorized' })).toBe('unauthorized');
+    expect(errorReason(502, { message: 'x', reason: 'unreachable' })).toBe('unreachable');
+    expect(errorReason(502, { message: 'x', reason: 'made-up' })).toBe('unknown');
+  });
+
+  it('tells a missing extension from a missing Dandiset', () => {
+    expect(errorReason(404, undefined)).toBe('no-extension');
+    expect(errorReason(404, '<html>')).toBe('no-extension');
+    expect(errorReason(404, { message: 'x', reason: 'not-found' })).toBe('not-found');
+  });
+
+  it('puts it on the error', async () => {
+    const failing = getJSON(respond(403, '{"message": "embargoed", "reason": "unauthorized"}'), '/x');
+    await expect(failing).rejects.toMatchObject({ status: 403, reason: 'unauthorized' });
+    const offline: Fetch = async () => {
+      throw new TypeError('Failed to fetch');
+    };
+    await expect(getJSON(offline, '/x')).rejects.toMatchObject({ reason: 'server-unreachable' });
+  });
+
+  it('sends a method and a body', async () => {
+    const seen: unknown[] = [];
+    const recording: Fetch = async (url, init) => {
+      seen.push([url, init]);
+      return { ok: true, status: 202, text: async () => '{"id": "1"}' };
+    };
+    await requestJSON(recording, '/d', { method: 'POST', body: '{"a":1}' });
+    expect(seen).toEqual([['/d', { method: 'POST', body: '{"a":1}' }]]);
   });
 });

@@ -1,7 +1,11 @@
 import {
   appendPage,
+  badgesOf,
   debounce,
   describeAccount,
+  describeError,
+  describeStatus,
+  parseDandisetRef,
   describeResults,
   formatBytes,
   LatestOnly,
@@ -51,7 +55,10 @@ describe('toDandisetItem', () => {
       version: 'draft',
       assetCount: 53,
       size: 139600500,
-      embargoed: false
+      embargoed: false,
+      embargoStatus: 'OPEN',
+      published: true,
+      publishedVersion: '0.220126.1855'
     });
   });
 
@@ -181,5 +188,109 @@ describe('LatestOnly', () => {
     const second = latest.next();
     expect(latest.isCurrent(first)).toBe(false);
     expect(latest.isCurrent(second)).toBe(true);
+  });
+});
+
+describe('badgesOf', () => {
+  it('says published or draft, and embargoed', () => {
+    expect(badgesOf(toDandisetItem(page1.results[0])).map(b => b.text)).toEqual(['published']);
+    expect(badgesOf(toDandisetItem(page1.results[1])).map(b => b.text)).toEqual([
+      'draft',
+      'embargoed'
+    ]);
+    const lifting = toDandisetItem({ ...page1.results[1], embargo_status: 'UNEMBARGOING' });
+    expect(badgesOf(lifting).map(b => b.kind)).toEqual(['draft', 'embargoed']);
+  });
+});
+
+describe('describeStatus', () => {
+  const base = { archive_url: 'https://api.dandiarchive.org/api', error: null };
+
+  it('names the account in use', () => {
+    const view = describeStatus(
+      { ...base, username: 'ann', authenticated: true, has_api_key: true },
+      null
+    );
+    expect(view).toMatchObject({ text: 'DANDI: ann', signedIn: true });
+  });
+
+  it('says how to set an account when there is none', () => {
+    const view = describeStatus(
+      { ...base, username: null, authenticated: false, has_api_key: false },
+      null
+    );
+    expect(view.text).toBe('DANDI: no account');
+    expect(view.title).toMatch(/sign in to the hub/i);
+    expect(view.title).toContain('DANDI_API_KEY');
+  });
+
+  it('says when the key is not accepted', () => {
+    const view = describeStatus(
+      {
+        ...base,
+        error: 'refused the key',
+        username: null,
+        authenticated: false,
+        has_api_key: true
+      },
+      null
+    );
+    expect(view.text).toBe('DANDI: account unknown');
+    expect(view.title).toContain('refused the key');
+  });
+
+  it('shows a failure to ask the server', () => {
+    expect(describeStatus(null, 'offline')).toMatchObject({ text: 'DANDI: ?' });
+    expect(describeStatus(null, 'offline').title).toContain('offline');
+  });
+});
+
+describe('describeError', () => {
+  it('titles the reasons the server gives', () => {
+    const error = Object.assign(new Error('Could not reach the DANDI archive at X'), {
+      reason: 'unreachable'
+    });
+    expect(describeError(error)).toEqual({
+      title: 'The DANDI archive cannot be reached',
+      message: 'Could not reach the DANDI archive at X',
+      retry: true
+    });
+    expect(describeError(Object.assign(new Error('m'), { reason: 'unauthorized' }))).toMatchObject(
+      { title: 'Embargoed: not allowed', retry: false }
+    );
+    expect(describeError(Object.assign(new Error('m'), { reason: 'not-found' })).retry).toBe(false);
+  });
+
+  it('has a title for anything', () => {
+    expect(describeError('boom')).toEqual({
+      title: 'Something went wrong',
+      message: 'boom',
+      retry: true
+    });
+    expect(describeError(new UnexpectedResponseError('x')).title).toBe('Unexpected answer');
+  });
+});
+
+describe('parseDandisetRef', () => {
+  it.each([
+    ['000006', { identifier: '000006', version: null }],
+    [' DANDI:000006 ', { identifier: '000006', version: null }],
+    ['DANDI:000006/0.220126.1855', { identifier: '000006', version: '0.220126.1855' }],
+    ['000006@draft', { identifier: '000006', version: 'draft' }],
+    ['https://dandiarchive.org/dandiset/000006/0.220126.1855/files', {
+      identifier: '000006',
+      version: '0.220126.1855'
+    }],
+    ['https://api.dandiarchive.org/api/dandisets/000026/versions/draft/', {
+      identifier: '000026',
+      version: 'draft'
+    }],
+    ['https://dandiarchive.org/dandiset/000026', { identifier: '000026', version: null }]
+  ])('reads %s', (text, expected) => {
+    expect(parseDandisetRef(text)).toEqual(expected);
+  });
+
+  it.each(['6', '0000066', 'mouse', 'DANDI:000006/latest', ''])('refuses %s', text => {
+    expect(parseDandisetRef(text)).toBeNull();
   });
 });

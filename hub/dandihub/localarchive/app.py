@@ -363,9 +363,11 @@ def create_app(
             items = [d for d in items if d.embargo_status == "OPEN"]
         if not _bool(q.get("empty"), True):
             items = [d for d in items if len(d.draft.assets) > 0]
-        terms = q.get("search", "").replace("\x00", "").replace(",", " ").lower().split()
-        if terms:
-            items = [d for d in items if all(t in d.search_text for t in terms)]
+        # Like dandi-archive's DandisetSearchFilter: the whole term, as one case-insensitive
+        # substring of a version's metadata as text ("mouse ALM" does not find 000006).
+        term = q.get("search", "").replace("\x00", "").strip().lower()
+        if term:
+            items = [d for d in items if term in d.search_text]
         items.sort(key=lambda d: d.created)
         for term in q.get("ordering", "").split(","):
             key = _DANDISET_ORDERINGS.get(term.strip().lstrip("-"))
