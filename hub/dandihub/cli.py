@@ -93,6 +93,29 @@ def wait_for_hub(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
     raise SystemExit(f"JupyterHub did not answer at {url} within {timeout:.0f} s.")
 
 
+def stop_stale_proxy(data_dir: Path) -> None:
+    """Stop the proxy a crashed earlier run left behind (its pid file is in DATA_DIR).
+
+    JupyterHub tries this itself but gives up after 3 s, and then does not start; a pid
+    file naming some other, unrelated process is only removed.
+    """
+    import psutil
+
+    pid_file = data_dir / "proxy.pid"
+    try:
+        proxy = psutil.Process(int(pid_file.read_text().strip()))
+        if "configurable-http-proxy" in " ".join(proxy.cmdline()):
+            print(f"Stopping the proxy (pid {proxy.pid}) an earlier run left behind", flush=True)
+            proxy.terminate()
+            try:
+                proxy.wait(10)
+            except psutil.TimeoutExpired:
+                proxy.kill()
+    except (FileNotFoundError, ValueError, psutil.Error):
+        pass
+    pid_file.unlink(missing_ok=True)
+
+
 def stop_process_group(proc: subprocess.Popen, grace: float = 30) -> None:
     """SIGTERM the hub (it stops its proxy, services and users' servers), then kill what is
     left: its process group, and any descendant that started a session of its own (users'
@@ -153,6 +176,7 @@ def up(args) -> int:
             "from dandihub.config import load_config\n\n"
             f"c.merge(load_config({str(data_dir / 'settings.json')!r}))\n"
         )
+        stop_stale_proxy(data_dir)
         env = {**os.environ, "JUPYTERHUB_CRYPT_KEY": crypt_key(data_dir)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(config_file)],
