@@ -26,6 +26,7 @@ _LAZY: dict[str, str] = {
     "Dandiset": "archive",
     "Asset": "archive",
     "NotFound": "archive",
+    "ArchiveUnavailable": "archive",
     "open_nwb": "stream",
     "open_zarr": "stream",
     "open_hdf5": "stream",

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from functools import cached_property
 
 # dandi's client asks a remote service whether it is up to date at construction:
@@ -20,8 +21,10 @@ os.environ.setdefault("DANDI_NO_ET", "1")
 
 from dandi.dandiapi import DandiAPIClient, RemoteAsset, RemoteDandiset
 from dandi.exceptions import HTTP404Error, NotFoundError
+from requests.exceptions import ChunkedEncodingError, Timeout
+from requests.exceptions import ConnectionError as RequestsConnectionError
 
-__all__ = ["PUBLIC_API_URL", "Archive", "Asset", "Dandiset", "NotFound"]
+__all__ = ["PUBLIC_API_URL", "Archive", "ArchiveUnavailable", "Asset", "Dandiset", "NotFound"]
 
 PUBLIC_API_URL = "https://api.dandiarchive.org/api"
 DRAFT = "draft"
@@ -30,6 +33,30 @@ _DANDISET_ID = re.compile(r"^\d{6}$")
 
 class NotFound(LookupError):
     """A Dandiset, version or asset the archive does not have (the message says which)."""
+
+
+class ArchiveUnavailable(OSError):
+    """The archive's API did not answer (or broke off its answer) even after retries."""
+
+
+# dandi's client retries error statuses itself, but not an answer cut off mid-body.
+_TRANSIENT = (ChunkedEncodingError, RequestsConnectionError, Timeout)
+_ATTEMPTS = 4
+
+
+def _call(url: str, what: str, fn: Callable):
+    """``fn()``, retried when the connection breaks; then a clear error naming the archive."""
+    for attempt in range(_ATTEMPTS):
+        try:
+            return fn()
+        except _TRANSIENT as e:
+            if attempt == _ATTEMPTS - 1:
+                raise ArchiveUnavailable(
+                    f"The DANDI archive at {url} did not answer {what} after {_ATTEMPTS} "
+                    f"attempts ({type(e).__name__}). Check the network, then try again."
+                ) from None
+            time.sleep(0.2 * 2**attempt)
+    return None  # not reached
 
 
 class Archive:
@@ -50,15 +77,18 @@ class Archive:
         if not _DANDISET_ID.match(identifier):
             raise ValueError(f"{identifier!r} is not a Dandiset identifier (six digits)")
         try:
-            remote = self.client.get_dandiset(identifier, lazy=False)
+            remote = _call(self.url, f"for Dandiset {identifier}",
+                           lambda: self.client.get_dandiset(identifier, lazy=False))
         except (NotFoundError, HTTP404Error):
             raise NotFound(f"Dandiset {identifier} does not exist on {self.url}") from None
         if version is not None and version != remote.version_id:
             try:
+                base = remote
                 if version == DRAFT:
-                    remote = remote.for_version(remote.draft_version)
+                    remote = base.for_version(base.draft_version)
                 else:
-                    remote = remote.for_version(remote.get_version(version))
+                    remote = _call(self.url, f"for version {version} of {identifier}",
+                                   lambda: base.for_version(base.get_version(version)))
             except (NotFoundError, HTTP404Error):
                 raise NotFound(f"Dandiset {identifier} has no version {version} "
                                f"on {self.url}") from None
@@ -67,7 +97,8 @@ class Archive:
     def asset(self, asset_id: str) -> Asset:
         """The asset with this identifier (a UUID), whatever Dandiset it is in."""
         try:
-            return Asset(self, self.client.get_asset(asset_id))
+            return Asset(self, _call(self.url, f"for asset {asset_id}",
+                                     lambda: self.client.get_asset(asset_id)))
         except (NotFoundError, HTTP404Error):
             raise NotFound(f"Asset {asset_id} does not exist on {self.url}") from None
 
@@ -87,7 +118,7 @@ class Dandiset:
 
     @cached_property
     def metadata(self) -> dict:
-        return self.remote.get_raw_metadata()
+        return _call(self.archive.url, f"for the metadata of {self}", self.remote.get_raw_metadata)
 
     def assets(self, glob: str | None = None) -> Iterator[Asset]:
         """Its assets (all, or those whose path matches ``glob``), page by page."""
@@ -100,7 +131,9 @@ class Dandiset:
 
     def asset(self, path: str) -> Asset:
         try:
-            return Asset(self.archive, self.remote.get_asset_by_path(path), self)
+            remote = _call(self.archive.url, f"for asset {path!r} of {self}",
+                           lambda: self.remote.get_asset_by_path(path))
+            return Asset(self.archive, remote, self)
         except (NotFoundError, HTTP404Error):
             raise NotFound(f"Dandiset {self.identifier} version {self.version} has no asset "
                            f"{path!r} on {self.archive.url}") from None
@@ -125,7 +158,7 @@ class Asset:
 
     @cached_property
     def metadata(self) -> dict:
-        return self.remote.get_raw_metadata()
+        return _call(self.archive.url, f"for the metadata of {self}", self.remote.get_raw_metadata)
 
     @property
     def is_zarr(self) -> bool:

@@ -549,7 +549,8 @@ class PodSpawner(KubeSpawner):
         shm = self.shm_size or (self.mem_limit // 2 if self.mem_limit else None)
         empty_dir = {"medium": "Memory", **({"sizeLimit": str(shm)} if shm else {})}
         volumes.append(get_k8s_model(V1Volume, {"name": "dev-shm", "emptyDir": empty_dir}))
-        mounts.append(V1VolumeMount(name="dev-shm", mount_path="/dev/shm"))
+        # A mount point in the pod, not a temporary file of ours (bandit B108).
+        mounts.append(V1VolumeMount(name="dev-shm", mount_path="/dev/shm"))  # nosec B108
 
         if self.home_claim:
             subpath = self._expand_user_properties(self.home_subpath)

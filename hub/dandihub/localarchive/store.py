@@ -78,7 +78,7 @@ def _existing(base: Path, name: str) -> Path | None:
 
 def stable_uuid(name: str) -> str:
     """``str(uuid.uuid5(namespace, name))`` for made-up ids, several times faster."""
-    h = hashlib.sha1(_SYNTHETIC_NS_BYTES + name.encode()).hexdigest()
+    h = hashlib.sha1(_SYNTHETIC_NS_BYTES + name.encode(), usedforsecurity=False).hexdigest()
     variant = "89ab"[int(h[16], 16) & 3]
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
