@@ -141,6 +141,10 @@ def stop_process_group(proc: subprocess.Popen, grace: float = 30) -> None:
 
 
 def up(args) -> int:
+    # Ctrl-C stops the platform even when started where SIGINT is ignored (nohup, `&` in a
+    # script); the processes started below then get the default handling too, so the
+    # hub's services and users' servers stop when the hub asks them to.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     data_dir = Path(args.data_dir or platformdirs.user_data_dir("dandihub")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
