@@ -44,6 +44,7 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/streaming.py
+	$(BIN)/python benchmarks/widgets.py
 	$(BIN)/python benchmarks/hub_load.py $(HUB_LOAD_ARGS)
 
 clean:

@@ -37,6 +37,9 @@ _LAZY: dict[str, str] = {
     "RemoteReadError": "remote",
     "cache_dir": "cache",
     "clear_cache": "cache",
+    "NWBExplorer": "widgets",
+    "DandisetBrowser": "widgets",
+    "view_for": "widgets",
 }
 
 __all__ = ["__version__", *_LAZY]

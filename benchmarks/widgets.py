@@ -1,0 +1,353 @@
+"""Widget benchmark: the ElectricalSeries view over the network, and nwbwidgets beside it
+(issue 7).
+
+    .venv/bin/python benchmarks/widgets.py [--rtt 0.02] [--bandwidth 100e6]
+        [--steps 8] [--nwbwidgets-python /path/to/venv/bin/python]
+
+File: the demo ecephys asset (384 ch x 30 kHz x 60 s, int16, chunks (78125, 64), gzip +
+shuffle, ~0.9 GB): the demo archive's blob when `dandihub up --demo` has built it
+(.cache/demo-hub), else the same generator's file in .cache/bench. Network: the bytes
+are served from that file by dandihub.localarchive.netproxy, in its own process, with
+``--rtt`` per request and ``--bandwidth`` shared by all connections; requests and bytes
+are the proxy's counts. The file is opened with dandilab.open_nwb (metadata cached
+beforehand: opening is benchmarks/streaming.py's business).
+
+For 1 s and 10 s windows of all 384 channels:
+- first window: from ``TimeSeriesView(...)`` to its Figure holding the drawn window
+  (chunks fetched, decoded, reduced to min/max per pixel, layers built); cold caches;
+- pan steps of half a window, back to back (the read-ahead of the next chunk row has
+  no time to finish) and with 1 s between steps (a person looking at the window);
+- bytes fetched per step vs the stored bytes of the chunks the window touches, and
+  over the whole pan vs the distinct chunks all its windows touched.
+The browser's own drawing of a window (Canvas2D, ~60-110 ms for 384 x 900 bins) is
+measured by benchmarks/widget_plotting.py and the browser tests, not here.
+
+nwbwidgets 0.11.3 (``--nwbwidgets-python``: a venv where it imports; it needs pynwb<3)
+is timed through the same proxy on the same recording rewritten by its pynwb (2.5 cannot
+read the NWB 2.9 schema of the demo file; samples, chunks and compression are the same):
+its ElectricalSeriesWidget created (it first draws its default, 5 s of 30 channels), set
+to the same window of all 384 channels ("first" counts all of that), then the same pan
+steps (its time controller), reading through remfile as its documentation does. Results: benchmarks/results/widgets.json + a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / ".cache" / "bench"
+RESULTS = REPO / "benchmarks" / "results" / "widgets.json"
+DEMO = REPO / ".cache" / "demo-hub" / "demo-archive"
+sys.path[:0] = [str(REPO / "hub"), str(REPO / "extension"), str(REPO / "benchmarks")]
+TARGETS = {"first_s": 1.0, "pan_s": 0.3, "bytes_ratio": 1.5}
+NWBWIDGETS_TIMEOUT = 900
+
+
+def demo_ecephys() -> tuple[Path, str]:
+    """(file, ETag) of the demo ecephys asset (the published 384-channel session)."""
+    records = DEMO / "dandisets" / "900001" / "draft.assets.json"
+    if records.exists():
+        for r in json.loads(records.read_text()):
+            blob = DEMO / "blobs" / str(r.get("blob"))
+            if r["path"].startswith("sub-mouse001/") and blob.exists():
+                return blob, r["metadata"]["digest"]["dandi:dandi-etag"]
+    from streaming import build_files
+
+    path = build_files(60.0)["ecephys"]
+    return path, f"bench-{path.stat().st_size}"
+
+
+class Proxy:
+    """The netproxy in its own process, serving one file (so its work does not hold our GIL)."""
+
+    def __init__(self, path: Path, etag: str, rtt: float, bandwidth: float,
+                 copy: Path | None = None):
+        origin = {"/demo/ecephys.nwb": [str(path), etag]}
+        if copy is not None:
+            origin["/demo/ecephys-pynwb25.nwb"] = [str(copy), f"copy-{copy.stat().st_size}"]
+        cmd = [sys.executable, "-m", "dandihub.localarchive.netproxy", "http://127.0.0.1:9",
+               "--rtt", str(rtt), "--bandwidth", str(bandwidth), "--origin", json.dumps(origin)]
+        env = dict(os.environ, PYTHONPATH=str(REPO / "hub"))
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            raise RuntimeError("the proxy did not start")
+        self.file_url = f"{self.url}/demo/ecephys.nwb"
+        self.copy_url = f"{self.url}/demo/ecephys-pynwb25.nwb"
+
+    def _call(self, method: str, path: str) -> dict:
+        import urllib.request
+
+        request = urllib.request.Request(self.url + path, method=method)
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return json.load(r)
+
+    def reset(self) -> dict:
+        return self._call("POST", "/__netproxy__/reset")
+
+    def stats(self) -> dict:
+        return self._call("GET", "/__netproxy__/stats")
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def run_dandilab(proxy: Proxy, window: float, steps: int, dwell: float) -> dict:
+    import numpy as np
+    from dandilab.stream import open_nwb
+    from dandilab.widgets import chunks
+    from dandilab.widgets.series import TimeSeriesView
+
+    chunks._cache = chunks._LRU(chunks.CACHE_BYTES)  # cold: nothing decoded yet
+    with open_nwb(proxy.file_url) as nwb:
+        es = nwb.acquisition["ElectricalSeries"]
+        proxy.reset()
+        t = time.perf_counter()
+        view = TimeSeriesView(es, window=window, channels=range(384), bins=1000,
+                              start=0.0)
+        view.wait(300)
+        first = time.perf_counter() - t
+        first_bytes = proxy.reset()["bytes"]
+        first_touched = view.last.chunk_bytes
+        assert view.error is None, view.error
+        assert len(view.figure.layers) == 1
+        steps_s, step_bytes, touched, all_chunks = [], [], [], set()
+        all_chunks |= {(r, c) for r in view.data.rows_of(view.last.i0, view.last.i1)
+                       for c in range(6)}
+        seen = 0  # the proxy's byte count so far: read-ahead during a dwell counts for the step
+        for _ in range(steps):
+            if dwell:
+                time.sleep(dwell)
+            t = time.perf_counter()
+            view.pan(0.5)
+            view.wait(300)
+            steps_s.append(time.perf_counter() - t)
+            time.sleep(0.05)
+            now = proxy.stats()["bytes"]
+            step_bytes.append(now - seen)
+            seen = now
+            touched.append(view.last.chunk_bytes)
+            all_chunks |= {(r, c) for r in view.data.rows_of(view.last.i0, view.last.i1)
+                           for c in range(6)}
+        view.data.wait_prefetch()
+        time.sleep(0.1)
+        tail = proxy.reset()["bytes"] - seen  # read-ahead landing after the last step
+        distinct = sum(view.data.info(*k)[1] for k in all_chunks)
+        total = first_bytes + sum(step_bytes) + tail
+        ahead = sum(view.data.info(r, c)[1] for r in view.data._ahead_rows for c in range(6)
+                    if (r, c) not in all_chunks)
+        return {
+            "tool": "dandilab", "window_s": window, "dwell_s": dwell,
+            "first_s": first, "first_bytes": first_bytes, "first_touched_bytes": first_touched,
+            "pan_s": steps_s, "pan_median_s": float(np.median(steps_s)),
+            "pan_max_s": float(max(steps_s)),
+            "step_bytes": step_bytes, "step_touched_bytes": touched,
+            "bytes_per_step": float(np.mean(step_bytes)),
+            "touched_per_step": float(np.mean(touched)),
+            "total_bytes": total, "distinct_chunk_bytes": distinct,
+            "bytes_ratio": total / distinct,
+            "unused_read_ahead_bytes": ahead,
+            "bytes_ratio_without_last_read_ahead": (total - ahead) / distinct,
+        }
+
+
+NWBWIDGETS_SCRIPT = textwrap.dedent("""
+    import json, sys, time, warnings
+    warnings.simplefilter("ignore")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import urllib.request
+    import h5py, remfile, pynwb
+    from nwbwidgets.ecephys import ElectricalSeriesWidget
+
+    url, window, steps, stats_url = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    def reset():
+        req = urllib.request.Request(stats_url + "/__netproxy__/reset", method="POST")
+        return json.load(urllib.request.urlopen(req, timeout=10))
+    def render():  # what the notebook's inline backend would do: draw every open figure
+        for num in plt.get_fignums():
+            plt.figure(num).canvas.draw()
+            plt.close(num)
+    f = h5py.File(remfile.File(url), "r")
+    nwb = pynwb.NWBHDF5IO(file=f, mode="r", load_namespaces=True).read()
+    es = nwb.acquisition["ElectricalSeries"]
+    reset()
+    t = time.perf_counter()
+    w = ElectricalSeriesWidget(es)  # draws its default: 5 s of the first 30 channels
+    render()
+    created = time.perf_counter() - t
+    w.time_window_controller.value = (0.0, window)
+    render()
+    w.gas.range_controller.value = (0, es.data.shape[1])  # all 384 channels, as dandilab
+    render()
+    out = {"first_s": time.perf_counter() - t, "created_s": created,
+           "first_bytes": reset()["bytes"], "pan_s": [], "step_bytes": [],
+           "channels": int(es.data.shape[1])}
+    t0 = 0.0
+    for _ in range(steps):
+        t0 += window / 2
+        t = time.perf_counter()
+        w.time_window_controller.value = (t0, t0 + window)
+        render()
+        out["pan_s"].append(time.perf_counter() - t)
+        out["step_bytes"].append(reset()["bytes"])
+    print("RESULT " + json.dumps(out))
+""")
+
+
+# nwbwidgets needs pynwb < 3, which cannot read files of the NWB 2.9 schema the demo is
+# written in (ElectrodesTable): it runs on the same recording (same samples, chunks and
+# compression) written by that older pynwb, made once with this script in its venv.
+COPY_SCRIPT = textwrap.dedent("""
+    import sys, h5py, numpy as np
+    from datetime import datetime, timezone
+    from hdmf.data_utils import GenericDataChunkIterator
+    from hdmf.backends.hdf5.h5_utils import H5DataIO
+    from pynwb import NWBFile, NWBHDF5IO
+    from pynwb.ecephys import ElectricalSeries
+    src, dst = sys.argv[1], sys.argv[2]
+    f = h5py.File(src, "r")
+    d = f["acquisition/ElectricalSeries/data"]
+    nwb = NWBFile(session_description="copy of the demo ecephys session for nwbwidgets",
+                  identifier="demo-ecephys-pynwb25", session_start_time=datetime.now(timezone.utc))
+    dev = nwb.create_device("NeuropixelsProbe0")
+    grp = nwb.create_electrode_group("probe0", description="probe", location="CA1", device=dev)
+    for c in range(d.shape[1]):
+        nwb.add_electrode(x=0.0, y=float(c), z=0.0, imp=0.0, location="CA1", filtering="none",
+                          group=grp)
+    region = nwb.create_electrode_table_region(list(range(d.shape[1])), "all")
+    class Blocks(GenericDataChunkIterator):  # one chunk row at a time
+        def __init__(self, d):
+            self.d = d
+            super().__init__(buffer_shape=(d.chunks[0], d.shape[1]), chunk_shape=d.chunks)
+        def _get_data(self, selection):
+            return self.d[selection]
+        def _get_maxshape(self):
+            return self.d.shape
+        def _get_dtype(self):
+            return self.d.dtype
+    nwb.add_acquisition(ElectricalSeries(
+        name="ElectricalSeries", electrodes=region, rate=30000.0, starting_time=0.0,
+        conversion=float(f["acquisition/ElectricalSeries/data"].attrs.get("conversion", 1.0)),
+        data=H5DataIO(Blocks(d), compression="gzip", compression_opts=4, shuffle=True)))
+    with NWBHDF5IO(dst, "w") as io:
+        io.write(nwb)
+""")
+
+
+def nwbwidgets_copy(python: str, path: Path) -> Path:
+    dst = CACHE / f"{path.stem}-pynwb25.nwb"
+    if not dst.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_suffix(".tmp")
+        subprocess.run([python, "-c", COPY_SCRIPT, str(path), str(tmp)], check=True,
+                       timeout=NWBWIDGETS_TIMEOUT)
+        tmp.rename(dst)
+    return dst
+
+
+def run_nwbwidgets(python: str, proxy: Proxy, window: float, steps: int) -> dict:
+    import numpy as np
+
+    row = {"tool": "nwbwidgets 0.11.3", "window_s": window, "dwell_s": 0.0}
+    try:
+        done = subprocess.run([python, "-c", NWBWIDGETS_SCRIPT, proxy.copy_url, str(window),  # noqa: PLW1510 - its exit is read below
+                               str(steps), proxy.url], capture_output=True, text=True,
+                              timeout=NWBWIDGETS_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        row["error"] = f"did not finish in {NWBWIDGETS_TIMEOUT} s"
+        return row
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        row["error"] = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        return row
+    r = json.loads(line[7:])
+    row.update(r, pan_median_s=float(np.median(r["pan_s"])), pan_max_s=float(max(r["pan_s"])),
+               bytes_per_step=float(np.mean(r["step_bytes"])))
+    return row
+
+
+def table(rows: list[dict], args) -> str:
+    lines = [(f"RTT {args.rtt * 1000:g} ms, {args.bandwidth / 1e6:g} MB/s; 384 channels; "
+              f"{args.steps} pan steps of half a window. Targets: first < "
+              f"{TARGETS['first_s']} s, pan < {TARGETS['pan_s']} s, bytes <= "
+              f"{TARGETS['bytes_ratio']}x the chunks touched")]
+    head = (f"{'tool':<18}{'window':>7}{'dwell':>7}{'first (s)':>10}{'first MB':>9}"
+            f"{'pan med (s)':>12}{'pan max (s)':>12}{'MB/step':>9}{'touched MB/step':>16}"
+            f"{'bytes/chunks':>13}{'w/o last read-ahead':>20}")
+    lines += [head, "-" * len(head)]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"{r['tool']:<18}{r['window_s']:>6g}s{'':>7}  {r['error']}")
+            continue
+        ratio = f"{r['bytes_ratio']:.2f}x" if "bytes_ratio" in r else "-"
+        net = (f"{r['bytes_ratio_without_last_read_ahead']:.2f}x"
+               if "bytes_ratio_without_last_read_ahead" in r else "-")
+        touched = f"{r['touched_per_step'] / 1e6:.1f}" if "touched_per_step" in r else "-"
+        lines.append(
+            f"{r['tool']:<18}{r['window_s']:>6g}s{r['dwell_s']:>6g}s{r['first_s']:>10.2f}"
+            f"{r['first_bytes'] / 1e6:>9.1f}{r['pan_median_s']:>12.3f}{r['pan_max_s']:>12.3f}"
+            f"{r['bytes_per_step'] / 1e6:>9.1f}{touched:>16}{ratio:>13}{net:>20}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rtt", type=float, default=0.020)
+    parser.add_argument("--bandwidth", type=float, default=100e6)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--windows", default="1,10")
+    parser.add_argument("--nwbwidgets-python", default=os.environ.get("NWBWIDGETS_PYTHON"),
+                        help="a Python where nwbwidgets 0.11.3 imports (it needs pynwb<3)")
+    args = parser.parse_args(argv)
+    started = time.time()
+    path, etag = demo_ecephys()
+    os.environ["DANDILAB_CACHE_DIR"] = str(CACHE / "widgets-cache")
+    shutil.rmtree(CACHE / "widgets-cache", ignore_errors=True)
+    copy = nwbwidgets_copy(args.nwbwidgets_python, path) if args.nwbwidgets_python else None
+    proxy = Proxy(path, etag, args.rtt, args.bandwidth, copy)
+    rows = []
+    try:
+        from dandilab.stream import open_nwb
+
+        with open_nwb(proxy.file_url):  # warm pynwb's namespaces and the metadata cache
+            pass
+        for window in (float(w) for w in args.windows.split(",")):
+            for dwell in (0.0, 1.0):
+                r = run_dandilab(proxy, window, args.steps, dwell)
+                rows.append(r)
+                print(f"dandilab {window:g} s window, dwell {dwell:g} s: first {r['first_s']:.2f} s,"
+                      f" pan median {r['pan_median_s']:.3f} s, bytes {r['bytes_ratio']:.2f}x",
+                      flush=True)
+            if args.nwbwidgets_python:
+                r = run_nwbwidgets(args.nwbwidgets_python, proxy, window, min(args.steps, 4))
+                rows.append(r)
+                print(f"nwbwidgets {window:g} s: {r.get('error') or r['first_s']}", flush=True)
+    finally:
+        proxy.close()
+    if not args.nwbwidgets_python:
+        rows.append({"tool": "nwbwidgets 0.11.3", "window_s": 0, "dwell_s": 0,
+                     "error": "not run: pass --nwbwidgets-python (a venv with pynwb<3; it does "
+                              "not import with pynwb 4 / hdmf 6)"})
+    print()
+    print(table(rows, args))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"rtt_seconds": args.rtt, "bandwidth_bytes_per_second":
+                                   args.bandwidth, "file": str(path.relative_to(REPO)),
+                                   "targets": TARGETS, "results": rows}, indent=1))
+    print(f"\n{RESULTS.relative_to(REPO)} written; {time.time() - started:.0f} s in all")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

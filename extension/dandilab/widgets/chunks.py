@@ -1,0 +1,385 @@
+"""Reading a time window of a (time, channel) dataset chunk by chunk, and decimating it.
+
+``ChunkedSeries(dataset)`` reads whole stored chunks (the unit HDF5 stores and S3 serves),
+fetches the missing ones in parallel (remote files: ``RemoteFile.prefetch``), decodes
+gzip/shuffle chunks itself in a thread pool (zlib releases the GIL; h5py decodes one
+chunk at a time under its global lock), keeps decoded chunks in an LRU, and reduces each
+piece into min/max bins as it goes, so a window never exists in memory at full rate.
+
+``window(i0, i1, channels, bins)`` returns ``Window`` (bin start indices, mins, maxs) of
+at most ``bins`` bins per channel, whatever the window's length. When the chunks a
+window touches exceed ``max_bytes`` (an hour at 30 kHz on 384 channels is ~80 GB), it
+reads an evenly spaced subset of chunk rows instead and says so (``Window.sampled``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import zlib
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["ChunkedSeries", "Window", "minmax_bins"]
+
+CACHE_BYTES = int(float(os.environ.get("DANDILAB_WIDGET_CACHE_MB", "512")) * 1e6)
+MAX_BYTES = int(float(os.environ.get("DANDILAB_WIDGET_WINDOW_MB", "256")) * 1e6)
+_DEFLATE, _SHUFFLE = 1, 2
+_decoders = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
+                               thread_name_prefix="dandilab-decode")
+_ahead_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dandilab-ahead")
+
+
+@dataclass
+class Window:
+    """Min/max of channels over bins: ``starts`` (bins,) sample index of each bin,
+    ``lo``/``hi`` (channels, bins) in stored units (NaN where nothing was read)."""
+
+    i0: int
+    i1: int
+    starts: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    decimated: bool
+    sampled: tuple[int, int] | None = None  # (chunk rows read, chunk rows in the window)
+    chunk_bytes: int = 0  # stored bytes of the chunks this window needed
+    fetched_chunks: int = 0  # of which were not in the cache
+    stats: dict = field(default_factory=dict)
+
+
+def minmax_bins(block: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of ``block`` (rows, ch) over row bins starting at ``edges`` (sorted,
+    within block, first 0)."""
+    return np.minimum.reduceat(block, edges, axis=0), np.maximum.reduceat(block, edges, axis=0)
+
+
+class _LRU:
+    def __init__(self, budget: int):
+        self.budget, self.used = budget, 0
+        self.items: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            value = self.items.get(key)
+            if value is not None:
+                self.items.move_to_end(key)
+            return value
+
+    def put(self, key, value: np.ndarray) -> None:
+        with self.lock:
+            if key in self.items:
+                return
+            self.items[key] = value
+            self.used += value.nbytes
+            while self.used > self.budget and len(self.items) > 1:
+                _, old = self.items.popitem(last=False)
+                self.used -= old.nbytes
+
+
+_cache = _LRU(CACHE_BYTES)
+
+
+class ChunkedSeries:
+    """A 1-D or 2-D dataset read as (time, channel) windows; see the module docstring."""
+
+    def __init__(self, dataset, *, max_bytes: int = MAX_BYTES):
+        self.ds = dataset
+        self.shape = tuple(dataset.shape) if dataset.ndim == 2 else (dataset.shape[0], 1)
+        self.dtype = np.dtype(dataset.dtype)
+        self.max_bytes = max_bytes
+        self.is_h5 = type(dataset).__module__.startswith("h5py")
+        self.chunks = None
+        if self.is_h5 and dataset.chunks:
+            self.chunks = (tuple(dataset.chunks) if dataset.ndim == 2
+                           else (dataset.chunks[0], 1))
+        self.remote = None
+        if self.is_h5:
+            from ..remote import source_of
+
+            self.remote = source_of(dataset.file)
+        self.fast = self.chunks is not None and self._plain_filters()
+        self._key = (id(dataset.file.id) if self.is_h5 else id(dataset), getattr(dataset, "name", ""))
+        self._info: dict = {}
+        self.bytes_read = 0  # stored bytes of chunks fetched/decoded (not from the cache)
+        self._ahead = None
+        self._ahead_rows: set = set()
+
+    # -- what is stored where ---------------------------------------------------------
+    def _plain_filters(self) -> bool:
+        if self.dtype.kind not in "iuf":
+            return False
+        plist = self.ds.id.get_create_plist()
+        ids = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        self._shuffle = _SHUFFLE in ids
+        self._deflate = _DEFLATE in ids
+        return ids in ([], [_DEFLATE], [_SHUFFLE, _DEFLATE], [_SHUFFLE])
+
+    def info(self, r: int, c: int):
+        """(byte offset, stored size, filter mask) of chunk (row r, column c), or None."""
+        key = (r, c)
+        if key not in self._info:
+            coords = (r * self.chunks[0], c * self.chunks[1])[: self.ds.ndim]
+            si = self.ds.id.get_chunk_info_by_coord(coords)
+            self._info[key] = (None if si.byte_offset is None
+                               else (si.byte_offset, si.size, si.filter_mask))
+        return self._info[key]
+
+    def rows_of(self, i0: int, i1: int) -> range:
+        return range(i0 // self.chunks[0], (i1 - 1) // self.chunks[0] + 1)
+
+    def cols_of(self, channels: np.ndarray) -> list[int]:
+        return sorted(set((np.asarray(channels) // self.chunks[1]).tolist()))
+
+    def chunk_bytes(self, rows, cols) -> int:
+        total = 0
+        for r in rows:
+            for c in cols:
+                info = self.info(r, c)
+                total += info[1] if info else 0
+        return total
+
+    # -- reading chunks ---------------------------------------------------------------
+    def _region(self, r: int, c: int):
+        (cr, cc), (n, m) = self.chunks, self.shape
+        return slice(r * cr, min(n, (r + 1) * cr)), slice(c * cc, min(m, (c + 1) * cc))
+
+    def _decode(self, raw: bytes, r: int, c: int) -> np.ndarray:
+        cr, cc = self.chunks
+        data = zlib.decompress(raw) if self._deflate else raw
+        if self._shuffle and self.dtype.itemsize > 1:
+            planes = np.frombuffer(data, np.uint8).reshape(self.dtype.itemsize, -1)
+            out = np.empty((planes.shape[1], self.dtype.itemsize), np.uint8)
+            for k in range(self.dtype.itemsize):
+                out[:, k] = planes[k]
+            arr = out.view(self.dtype).reshape(cr, cc)
+        else:
+            arr = np.frombuffer(data, self.dtype).reshape(cr, cc)
+        rows, cols = self._region(r, c)
+        return arr[: rows.stop - rows.start, : cols.stop - cols.start]
+
+    def _load(self, keys: list[tuple[int, int]]) -> dict:
+        """Decoded chunks for ``keys`` (from the cache, else fetched in parallel)."""
+        out, missing = {}, []
+        for key in keys:
+            got = _cache.get((self._key, key))
+            if got is None:
+                missing.append(key)
+            else:
+                out[key] = got
+        if not missing:
+            return out
+        infos = {k: self.info(*k) for k in missing}
+        present = [k for k in missing if infos[k] is not None]
+        for k in missing:
+            if infos[k] is None:  # never written: the fill value
+                rows, cols = self._region(*k)
+                fill = self.ds.fillvalue if self.is_h5 else 0
+                out[k] = np.full((rows.stop - rows.start, cols.stop - cols.start), fill,
+                                 self.dtype)
+        ranges = [(infos[k][0], infos[k][1]) for k in present]
+        if self.remote is not None and ranges:
+            self.remote.prefetch(ranges, wait=False)  # all in flight at once
+        try:
+            if self.fast:
+                def one(k):
+                    off, size, mask = infos[k]
+                    if mask:  # a filter was skipped for this chunk: let HDF5 decode it
+                        return self.ds[self._region(*k)]
+                    raw = (self._prefetched(off, size) if self.remote is not None
+                           else self.ds.id.read_direct_chunk(
+                               (k[0] * self.chunks[0], k[1] * self.chunks[1])[: self.ds.ndim])[1])
+                    return self._decode(raw, *k)
+
+                decoded = dict(zip(present, _decoders.map(one, present)))
+            else:
+                decoded = {k: self._read_h5(k) for k in present}
+        finally:
+            if self.remote is not None and ranges:
+                self.remote.discard(ranges)
+        for k, arr in decoded.items():
+            _cache.put((self._key, k), arr)
+            self.bytes_read += infos[k][1]
+        out.update(decoded)
+        return out
+
+    def _prefetched(self, offset: int, size: int) -> bytes:
+        """A chunk's bytes from the RemoteFile's prefetched data (waiting for its fetch);
+        ``pread`` would also do, but would count our parallel reads as a sequential scan
+        and read ahead of them."""
+        data = self.remote._from_data(offset, size)
+        return data if data is not None else self.remote.pread(offset, size)
+
+    def _read_h5(self, k) -> np.ndarray:
+        rows, cols = self._region(*k)
+        block = self.ds[rows] if self.ds.ndim == 1 else self.ds[rows, cols]
+        return np.asarray(block).reshape(rows.stop - rows.start, cols.stop - cols.start)
+
+    # -- windows ----------------------------------------------------------------------
+    def read(self, i0: int, i1: int, channels=None) -> np.ndarray:
+        """Samples ``[i0, i1)`` of ``channels`` (all by default) at full rate, (rows, ch)."""
+        channels = np.arange(self.shape[1]) if channels is None else np.asarray(channels)
+        i0, i1 = max(0, i0), min(self.shape[0], i1)
+        if i1 <= i0:
+            return np.empty((0, len(channels)), self.dtype)
+        if self.chunks is None:
+            return self._read_plain(i0, i1, channels)
+        parts = []
+        for r in self.rows_of(i0, i1):
+            a, b = max(i0, r * self.chunks[0]), min(i1, (r + 1) * self.chunks[0])
+            parts.append(self._row_block(r, a, b, channels))
+        return np.concatenate(parts, axis=0)
+
+    def _read_plain(self, i0, i1, channels) -> np.ndarray:
+        if self.ds.ndim == 1:
+            return np.asarray(self.ds[i0:i1]).reshape(-1, 1)
+        lo, hi = int(channels.min()), int(channels.max()) + 1
+        block = np.asarray(self.ds[i0:i1, lo:hi])
+        return block[:, channels - lo]
+
+    def _row_block(self, r: int, a: int, b: int, channels: np.ndarray,
+                   loaded: dict | None = None) -> np.ndarray:
+        cc = self.chunks[1]
+        cols = self.cols_of(channels)
+        got = loaded if loaded is not None else self._load([(r, c) for c in cols])
+        base = r * self.chunks[0]
+        out = np.empty((b - a, len(channels)), self.dtype)
+        for c in cols:
+            sel = np.nonzero(channels // cc == c)[0]
+            out[:, sel] = got[(r, c)][a - base:b - base][:, channels[sel] - c * cc]
+        return out
+
+    def window(self, i0: int, i1: int, channels=None, bins: int = 1000) -> Window:
+        """Min/max over at most ``bins`` bins of samples ``[i0, i1)``; see the docstring.
+
+        Bins are ``spb = ceil(n / bins)`` samples wide on a grid aligned to multiples of
+        ``spb`` (so panning does not reshuffle which samples share a bin).
+        """
+        channels = np.arange(self.shape[1]) if channels is None else np.asarray(channels)
+        i0, i1 = max(0, int(i0)), min(self.shape[0], int(i1))
+        n, bins = i1 - i0, max(1, int(bins))
+        if n <= 0 or len(channels) == 0:
+            e = np.empty((len(channels), 0), np.float32)
+            return Window(i0, i0, np.empty(0, np.int64), e, e, False)
+        if n <= 2 * bins:  # few enough samples to draw them all
+            before = self.bytes_read
+            block = self.read(i0, i1, channels)
+            values = block.T.astype(np.float32)
+            return Window(i0, i1, np.arange(i0, i1), values, values, False,
+                          chunk_bytes=self._bytes_for(i0, i1, channels),
+                          stats={"bytes_read": self.bytes_read - before})
+        spb = -(-n // bins)
+        g0 = i0 // spb
+        nb = (i1 - 1) // spb - g0 + 1
+        starts = np.maximum((g0 + np.arange(nb)) * spb, i0)
+        lo = np.full((len(channels), nb), np.nan, np.float32)
+        hi = np.full((len(channels), nb), np.nan, np.float32)
+        sampled = None
+        if self.chunks is None:
+            pieces = self._plain_pieces(i0, i1, len(channels))
+        else:
+            rows_all = list(self.rows_of(i0, i1))
+            pieces = rows_all
+            cols = self.cols_of(channels)
+            # stored bytes bound the network, decoded bytes the CPU (unwritten chunks are
+            # free to fetch but not to fill): either over budget reads a sample of rows
+            per_row = max(self.chunk_bytes(rows_all[:1], cols),
+                          self.chunks[0] * self.chunks[1] * len(cols) * self.dtype.itemsize // 4,
+                          1)
+            if per_row * len(rows_all) > self.max_bytes:
+                keep = max(1, min(len(rows_all), self.max_bytes // per_row))
+                pick = np.unique(np.linspace(0, len(rows_all) - 1, keep).round().astype(int))
+                pieces = [rows_all[k] for k in pick]
+                sampled = (len(pieces), len(rows_all))
+            if self._ahead is not None and not self._ahead.done() and \
+                    self._ahead_rows & set(pieces):
+                self._ahead.result()  # those rows are on their way already: no second fetch
+        before, fetched, touched = self.bytes_read, 0, 0
+        got = {}
+        if self.chunks is not None:  # every chunk of the window in flight at once
+            cols = self.cols_of(channels)
+            keys = [(r, c) for r in pieces for c in cols]
+            fetched = sum(_cache.get((self._key, k)) is None for k in keys)
+            touched = self.chunk_bytes(pieces, cols)
+            got = self._load(keys)
+        for piece in pieces:
+            if self.chunks is None:
+                a, b = piece
+                self._reduce(self._read_plain(a, b, channels), a, np.arange(len(channels)),
+                             spb, g0, lo, hi)
+                continue
+            r = piece
+            a, b = max(i0, r * self.chunks[0]), min(i1, (r + 1) * self.chunks[0])
+            base, cc = r * self.chunks[0], self.chunks[1]
+            for c in cols:
+                sel = np.nonzero(channels // cc == c)[0]
+                local = channels[sel] - c * cc
+                chunk = got[(r, c)][a - base:b - base]
+                if len(local) == chunk.shape[1] and np.array_equal(local, np.arange(len(local))):
+                    block = chunk  # the whole chunk's channels: no copy
+                elif len(local) and np.array_equal(local, np.arange(local[0], local[-1] + 1)):
+                    block = chunk[:, local[0]:local[-1] + 1]
+                else:
+                    block = chunk[:, local]
+                self._reduce(block, a, sel, spb, g0, lo, hi)
+        return Window(i0, i1, starts, lo, hi, True, sampled, chunk_bytes=touched,
+                      fetched_chunks=fetched, stats={"bytes_read": self.bytes_read - before})
+
+    @staticmethod
+    def _reduce(block, a, sel, spb, g0, lo, hi) -> None:
+        """Fold samples ``block`` (starting at sample ``a``) into bins of ``spb`` samples."""
+        b = a + block.shape[0]
+        first_full = -(-a // spb) * spb
+        last_full = (b // spb) * spb
+
+        def fold(k, mn, mx):
+            lo[sel, k] = np.fmin(lo[sel, k], mn)
+            hi[sel, k] = np.fmax(hi[sel, k], mx)
+
+        if first_full >= last_full:  # within one bin (or two partial ones)
+            for s0 in sorted({a, min(b, first_full)}):
+                s1 = min(b, (s0 // spb + 1) * spb)
+                if s1 > s0:
+                    part = block[s0 - a:s1 - a]
+                    fold(s0 // spb - g0, part.min(0), part.max(0))
+            return
+        if first_full > a:
+            part = block[:first_full - a]
+            fold(a // spb - g0, part.min(0), part.max(0))
+        if last_full < b:
+            part = block[last_full - a:]
+            fold(last_full // spb - g0, part.min(0), part.max(0))
+        mid = block[first_full - a:last_full - a]
+        r = mid.reshape(-1, spb, mid.shape[1])
+        k0 = first_full // spb - g0
+        k1 = k0 + r.shape[0]
+        lo[sel, k0:k1] = np.fmin(lo[sel, k0:k1], r.min(1).T)
+        hi[sel, k0:k1] = np.fmax(hi[sel, k0:k1], r.max(1).T)
+
+    def _plain_pieces(self, i0, i1, nch):
+        step = max(1, (16 << 20) // max(1, nch * self.dtype.itemsize))
+        return [(a, min(i1, a + step)) for a in range(i0, i1, step)]
+
+    def _bytes_for(self, i0, i1, channels) -> int:
+        if self.chunks is None:
+            return 0
+        return self.chunk_bytes(self.rows_of(i0, i1), self.cols_of(channels))
+
+    def prefetch_rows(self, rows, channels) -> None:
+        """Load chunk rows in the background (the next ones in the direction of a pan)."""
+        if self.chunks is None:
+            return
+        n_rows = -(-self.shape[0] // self.chunks[0])
+        keys = [(r, c) for r in rows if 0 <= r < n_rows for c in self.cols_of(channels)
+                if _cache.get((self._key, (r, c))) is None]
+        if not keys or (self._ahead is not None and not self._ahead.done()):
+            return
+        self._ahead_rows = {k[0] for k in keys}
+        self._ahead = _ahead_pool.submit(self._load, keys)
+
+    def wait_prefetch(self) -> None:
+        if self._ahead is not None:
+            self._ahead.result()

@@ -1,0 +1,347 @@
+"""TimeSeries / ElectricalSeries: a time window over channels that reads only that window.
+
+``TimeAxis`` maps times to sample indices without reading the timestamps (rate) or by
+bisecting them lazily (timestamps); ``TimeSeriesView`` draws min/max envelopes of the
+window's chunks (``chunks.ChunkedSeries``), with a time slider, pan/zoom buttons, drag
+and wheel on the plot, a channel selection and a gain.
+"""
+
+from __future__ import annotations
+
+import re
+
+import ipywidgets as W
+import numpy as np
+
+from .base import Timer, View, text_of
+from .chunks import ChunkedSeries
+from .figure import Figure, envelope
+
+__all__ = ["TimeAxis", "TimeSeriesView", "parse_channels"]
+
+
+class TimeAxis:
+    """Time <-> index of a TimeSeries: ``rate`` (+ ``starting_time``) or ``timestamps``."""
+
+    def __init__(self, series, n: int):
+        self.n = n
+        self.rate = getattr(series, "rate", None)
+        self.start = float(getattr(series, "starting_time", None) or 0.0)
+        self.ts = None if self.rate else getattr(series, "timestamps", None)
+        if self.ts is not None and not hasattr(self.ts, "shape"):
+            self.ts = np.asarray(self.ts, dtype=float)
+        if self.ts is not None and hasattr(self.ts, "data") and not hasattr(self.ts, "dtype"):
+            self.ts = self.ts.data  # timestamps linked to another series
+        self._probe: dict[int, float] = {}
+        if not self.rate and self.ts is None:
+            self.rate = 1.0  # neither: sample numbers as "seconds"; said in the status
+            self.no_time = True
+        else:
+            self.no_time = False
+
+    def _t(self, i: int) -> float:
+        if i not in self._probe:
+            self._probe[i] = float(self.ts[i])
+        return self._probe[i]
+
+    @property
+    def t_first(self) -> float:
+        return self.start if self.rate else (self._t(0) if self.n else 0.0)
+
+    @property
+    def t_last(self) -> float:
+        if self.rate:
+            return self.start + self.n / self.rate
+        return self._t(self.n - 1) if self.n else 0.0
+
+    def index(self, t: float) -> int:
+        """First sample at or after time ``t`` (clipped to [0, n])."""
+        if self.rate:
+            return int(np.clip(np.ceil((t - self.start) * self.rate - 1e-9), 0, self.n))
+        lo, hi = 0, self.n
+        while lo < hi:  # a few single-element reads; each reads one stored chunk
+            mid = (lo + hi) // 2
+            if self._t(mid) < t:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def times(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        if self.rate:
+            return self.start + idx / self.rate
+        if len(idx) == 0:
+            return np.empty(0)
+        a, b = int(idx[0]), int(idx[-1]) + 1
+        if b - a <= 4 * len(idx) + 1024:
+            return np.asarray(self.ts[a:b], dtype=float)[idx - a]
+        uniq = np.unique(idx)
+        return np.asarray(self.ts[uniq], dtype=float)[np.searchsorted(uniq, idx)]
+
+
+def parse_channels(text: str, n: int) -> list[int]:
+    """``"0-63, 100, 200-210"`` -> channel indices (0-based, clipped to ``n``)."""
+    out: list[int] = []
+    for part in re.split(r"[,\s]+", text.strip()):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)(?:[-:](\d+))?", part)
+        if not m:
+            raise ValueError(f"{part!r} is not a channel or a range like 10-20")
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) else a
+        out.extend(range(max(0, a), min(n - 1, b) + 1))
+    return sorted(set(out))
+
+
+def _display_units(series, values_range: float) -> tuple[float, str]:
+    """(factor, unit) to show values in, e.g. volts shown as microvolts."""
+    unit = text_of(getattr(series, "unit", "") or "")
+    if unit.lower() in ("volts", "volt", "v") and 0 < values_range < 1e-2:
+        return 1e6, "µV"
+    if unit.lower() in ("volts", "volt", "v") and 0 < values_range < 10:
+        return 1e3, "mV"
+    return 1.0, unit
+
+
+class TimeSeriesView(View):
+    """A window of ``series`` (TimeSeries or ElectricalSeries, data (time[, channel])).
+
+    ``window`` seconds (default: 1 s, or 2 000 samples of a slow series), ``channels``
+    (indices; default all up to ``max_channels``), ``start`` time. Drag/wheel on the
+    plot, the slider or ``pan(fraction)``/``zoom(factor)``/``set_window(t0, t1)`` move it.
+    """
+
+    max_channels = 384
+
+    def __init__(self, series, *, window: float | None = None, channels=None,
+                 start: float | None = None, height: int | None = None, bins: int | None = None,
+                 prefetch: bool = True):
+        super().__init__(series)
+        data = series.data
+        self.data = ChunkedSeries(data)
+        self.n, self.n_channels = self.data.shape
+        self.axis = TimeAxis(series, self.n)
+        self.conversion = float(getattr(series, "conversion", 1.0) or 1.0)
+        self.offset = float(getattr(series, "offset", 0.0) or 0.0)
+        self.bins = bins
+        self.prefetch = prefetch
+        self.labels = self._channel_labels(series)
+        t_first, t_last = self.axis.t_first, self.axis.t_last
+        self.duration = max(t_last - t_first, 1e-9)
+        if window is None:
+            rate = self.axis.rate or (self.n / self.duration if self.duration else 1.0)
+            window = max(1.0, 2000.0 / rate) if rate else 1.0
+        window = min(float(window), self.duration)
+        t0 = t_first if start is None else float(start)
+        self.t0, self.t1 = t0, t0 + window
+        if channels is None:
+            channels = range(min(self.n_channels, self.max_channels))
+        self.channels = np.asarray(sorted({int(c) for c in channels}), dtype=np.int64)
+        self.gain = 1.0
+        self._syncing = False
+        self._spacing = None
+        self._baseline = None
+        self.last = None  # the last Window drawn
+        self.timings: list[dict] = []
+        self._direction = 1  # after the first window, read ahead forwards: where people pan
+
+        nch = len(self.channels)
+        self.figure = Figure(height=height or int(min(700, max(260, 60 + 12 * nch))), pan=True,
+                             x_label="time (s)", title=f"{series.name}")
+        self.figure.on_view(lambda a, b: self.set_window(a, b))
+        self.figure.observe(self._on_width, "width")
+        step = max(self.duration / 10000, 1e-6)
+        self.slider = W.FloatSlider(value=t0, min=t_first, max=max(t_first, t_last - window),
+                                    step=step, description="start (s)", continuous_update=False,
+                                    readout_format=".3f", layout=W.Layout(width="60%"))
+        self.slider.observe(lambda ch: self._from_slider(ch["new"]), "value")
+        self.length = W.BoundedFloatText(value=round(window, 6), min=1e-6, max=self.duration,
+                                         description="window (s)", layout=W.Layout(width="190px"))
+        self.length.observe(lambda ch: None if self._syncing else
+                            self.set_window(self.t0, self.t0 + ch["new"]), "value")
+        buttons = []
+        for label, tip, fn in (("◀◀", "back one window", lambda: self.pan(-1.0)),
+                               ("◀", "back half a window", lambda: self.pan(-0.5)),
+                               ("▶", "forward half a window", lambda: self.pan(0.5)),
+                               ("▶▶", "forward one window", lambda: self.pan(1.0)),
+                               ("+", "zoom in", lambda: self.zoom(0.5)),
+                               ("−", "zoom out", lambda: self.zoom(2.0))):
+            b = W.Button(description=label, tooltip=tip, layout=W.Layout(width="52px"))
+            b.on_click(lambda _b, fn=fn: fn())
+            buttons.append(b)
+        self.channel_text = W.Text(value=self._channels_text(), description="channels",
+                                   continuous_update=False, layout=W.Layout(width="260px"))
+        self.channel_text.observe(lambda ch: self._from_channel_text(ch["new"]), "value")
+        self.gain_slider = W.FloatLogSlider(value=1.0, base=2, min=-6, max=6, step=0.5,
+                                            description="gain", continuous_update=False,
+                                            layout=W.Layout(width="260px"))
+        self.gain_slider.observe(lambda ch: self._set_gain(ch["new"]), "value")
+        controls = W.HBox([self.slider, self.length, *buttons])
+        options = W.HBox([self.channel_text, self.gain_slider])
+        if self.axis.no_time:
+            self.say("this series has neither rate nor timestamps: the x axis is sample numbers")
+        self.children = [controls, options, self.figure, self.status]
+        self.draw()
+
+    # -- state ----------------------------------------------------------------------------
+    @property
+    def state(self) -> dict:
+        return {"t0": self.t0, "t1": self.t1, "channels": self.channels.tolist(),
+                "gain": self.gain, "bins": self._bins()}
+
+    def _bins(self) -> int:
+        return int(self.bins or max(100, self.figure.width))
+
+    def set_window(self, t0: float, t1: float) -> None:
+        """Show ``[t0, t1)`` (clipped to the recording; keeps its length when it can)."""
+        first, last = self.axis.t_first, self.axis.t_last
+        length = min(max(t1 - t0, 1e-6), self.duration)
+        t0 = min(max(t0, first), last - length)
+        # a pan (not a jump) prefetches the next chunk row in its direction
+        self._direction = np.sign(t0 - self.t0) if abs(t0 - self.t0) <= length else 0
+        self.t0, self.t1 = t0, t0 + length
+        self._syncing = True  # the slider and the length box follow, without drawing again
+        try:
+            with self.slider.hold_trait_notifications():
+                self.slider.max = max(first, last - length)
+                self.slider.value = t0
+            self.length.value = round(length, 6)
+        finally:
+            self._syncing = False
+        self.draw()
+
+    def pan(self, fraction: float) -> None:
+        """Move by ``fraction`` of the window (negative: back)."""
+        w = self.t1 - self.t0
+        self.set_window(self.t0 + fraction * w, self.t1 + fraction * w)
+
+    def zoom(self, factor: float) -> None:
+        """Scale the window's length by ``factor`` around its centre."""
+        c, w = (self.t0 + self.t1) / 2, (self.t1 - self.t0) * factor
+        self.set_window(c - w / 2, c + w / 2)
+
+    def set_channels(self, channels) -> None:
+        chans = sorted({int(c) for c in channels if 0 <= int(c) < self.n_channels})
+        if not chans:
+            raise ValueError(f"no channel among 0-{self.n_channels - 1} selected")
+        self.channels = np.asarray(chans, dtype=np.int64)
+        self._spacing = self._baseline = None
+        self.channel_text.value = self._channels_text()
+        self.draw()
+
+    def _from_slider(self, value: float) -> None:
+        if not getattr(self, "_syncing", False):
+            self.set_window(value, value + (self.t1 - self.t0))
+
+    def _from_channel_text(self, text: str) -> None:
+        try:
+            chans = parse_channels(text, self.n_channels)
+            if list(chans) != self.channels.tolist():
+                self.set_channels(chans)
+        except ValueError as e:
+            self.say(str(e), "warning")
+
+    def _set_gain(self, gain: float) -> None:
+        self.gain = float(gain)
+        self.draw()
+
+    def _on_width(self, change) -> None:
+        if self.bins is None and abs(change["new"] - change["old"]) > 20:
+            self.draw()
+
+    def _channels_text(self) -> str:
+        c = self.channels.tolist()
+        runs, start = [], None
+        for i, v in enumerate(c):
+            if start is None:
+                start = v
+            if i + 1 == len(c) or c[i + 1] != v + 1:
+                runs.append(f"{start}-{v}" if v != start else f"{v}")
+                start = None
+        return ", ".join(runs)
+
+    def _channel_labels(self, series) -> list[str]:
+        electrodes = getattr(series, "electrodes", None)
+        try:
+            if electrodes is not None:
+                idx = np.asarray(electrodes.data[()] if hasattr(electrodes.data, "id")
+                                 else electrodes.data)
+                ids = np.asarray(electrodes.table.id.data[()] if hasattr(
+                    electrodes.table.id.data, "id") else electrodes.table.id.data)
+                if len(idx) == self.n_channels and idx.max(initial=0) < len(ids):
+                    return [str(ids[i]) for i in idx]
+        except Exception:  # noqa: BLE001, S110 - a broken region: channel numbers instead
+            pass
+        return [str(i) for i in range(self.n_channels)]
+
+    # -- drawing --------------------------------------------------------------------------
+    def draw(self) -> None:
+        self.load(self._draw)
+
+    def _draw(self) -> None:
+        timer = Timer()
+        t0, t1, chans, bins = self.t0, self.t1, self.channels, self._bins()
+        i0, i1 = self.axis.index(t0), self.axis.index(t1)
+        i1 = max(i1, min(self.n, i0 + 2))
+        win = self.data.window(i0, i1, chans, bins)
+        read_s = timer()
+        lo = win.lo * self.conversion + self.offset
+        hi = win.hi * self.conversion + self.offset
+        if win.decimated:
+            x = self.axis.times(win.starts)
+        else:
+            x = self.axis.times(np.arange(win.i0, win.i1))
+        if self._baseline is None or len(self._baseline) != len(chans):
+            mid = (np.nan_to_num(lo) + np.nan_to_num(hi)) / 2
+            self._baseline = np.median(mid, axis=1) if mid.size else np.zeros(len(chans))
+            span = np.nanmax(hi, axis=1, initial=-np.inf) - np.nanmin(lo, axis=1, initial=np.inf) \
+                if hi.size else np.ones(len(chans))
+            span = span[np.isfinite(span) & (span > 0)]
+            self._spacing = float(np.median(span)) if span.size else 1.0
+            self._factor, self._unit = _display_units(self.obj, self._spacing)
+        nch = len(chans)
+        spacing = self._spacing * self._factor
+        base = (self._baseline * self._factor)[:, None]
+        lo_d, hi_d = lo * self._factor - base, hi * self._factor - base
+        if nch == 1:
+            offsets = np.zeros(1)
+            finite = np.isfinite(lo_d) & np.isfinite(hi_d)
+            ymin = float(lo_d[finite].min()) if finite.any() else -1.0
+            ymax = float(hi_d[finite].max()) if finite.any() else 1.0
+            pad = (ymax - ymin) * 0.05 or 1.0
+            y_range = (ymin - pad, ymax + pad)
+            y_ticks, y_label, scale = [], f"{self.obj.name} ({self._unit})", 1.0
+        else:
+            offsets = np.arange(nch) * spacing
+            y_range = (-spacing, nch * spacing)
+            every = max(1, nch // 24)
+            y_ticks = [[float(offsets[k]), self.labels[c]] for k, c in enumerate(chans)
+                       if k % every == 0]
+            y_label, scale = f"channel ({spacing:.3g} {self._unit} apart)", self.gain
+        layer = envelope(x, lo_d, hi_d, offsets, scale=scale)
+        self.figure.show([layer], x_range=(t0, t1), y_range=y_range, y_ticks=y_ticks,
+                         y_label=y_label)
+        self.last = win
+        total = timer()
+        self.timings.append({"read_s": read_s, "total_s": total, "bytes": win.stats.get(
+            "bytes_read", 0), "chunk_bytes": win.chunk_bytes})
+        parts = [f"{t0:.3f}–{t1:.3f} s", f"{nch} of {self.n_channels} channels",
+                 f"{i1 - i0:,} samples"]
+        if win.decimated:
+            parts.append(f"min/max of {len(win.starts)} bins")
+        got = win.stats.get("bytes_read", 0)
+        parts.append(f"read {got / 1e6:.1f} MB of chunks in {read_s:.2f} s" if got
+                     else f"from memory in {read_s:.2f} s")
+        text = " · ".join(parts)
+        if win.sampled:
+            text += (f" — overview: {win.sampled[0]} of {win.sampled[1]} chunk rows read; "
+                     "zoom in for every sample")
+        self.say(text, "warning" if win.sampled else "info")
+        if self.prefetch and self.data.chunks is not None and self._direction:
+            # read ahead what the next pan of half a window in the same direction needs
+            half = max(1, (i1 - i0) // 2)
+            a, b = (i1, min(self.n, i1 + half)) if self._direction > 0 else (max(0, i0 - half), i0)
+            if b > a:
+                self.data.prefetch_rows(list(self.data.rows_of(a, b)), chans)

@@ -1,0 +1,538 @@
+"""dandilab.widgets: each view's state and data window, on files the demo generator writes,
+on every real file in ../shared/fixtures/nwb, and over HTTP through the network proxy.
+
+No browser here (tests/test_widgets_browser.py draws them): what a view would draw is in
+its Figure's ``layers`` (binary arrays), which these tests decode and check against
+plain h5py/pynwb reads.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+from hdmf.backends.hdf5 import H5DataIO
+
+from .paths import SHARED
+
+pytestmark = pytest.mark.timeout(600)
+
+FIXTURES = SHARED / "fixtures" / "nwb"
+# every real file but the NWB 1 one (test_legacy_nwb1_file_gives_a_clear_message)
+FIXTURE_FILES = sorted(p for p in FIXTURES.glob("*.nwb") if "nwb1" not in p.name) \
+    if FIXTURES.is_dir() else []
+
+
+def arr(buf, dtype):
+    return np.frombuffer(bytes(buf), dtype=dtype)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DANDILAB_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from dandihub.localarchive.demo import (
+        generate_behavior_nwb,
+        generate_ecephys_nwb,
+        generate_ophys_nwb,
+    )
+
+    d = tmp_path_factory.mktemp("widgets")
+    return {
+        "ecephys": generate_ecephys_nwb(d / "ecephys.nwb", channels=96, seconds=6),
+        "ophys": generate_ophys_nwb(d / "ophys.nwb", height=48, width=64, frames=90, n_rois=7),
+        "behavior": generate_behavior_nwb(d / "behavior.nwb", seconds=300),
+    }
+
+
+@pytest.fixture
+def read(files):
+    import pynwb
+
+    opened = []
+
+    def _read(kind_or_path):
+        path = files.get(kind_or_path, kind_or_path)
+        io = pynwb.NWBHDF5IO(str(path), "r", load_namespaces=True)
+        opened.append(io)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return io.read()
+
+    yield _read
+    for io in opened:
+        io.close()
+
+
+# -- chunked windows -----------------------------------------------------------------------
+def test_window_is_the_min_max_of_every_sample_of_its_bins(files):
+    from dandilab.widgets.chunks import ChunkedSeries
+
+    with h5py.File(files["ecephys"], "r") as f:
+        ds = f["acquisition/ElectricalSeries/data"]
+        series = ChunkedSeries(ds)
+        assert series.fast  # gzip + shuffle: decoded by dandilab, in parallel
+        for i0, i1, chans, bins in [(0, 30000, None, 1000), (12345, 101234, [0, 5, 63, 64, 95], 333),
+                                    (170000, 180000, list(range(10, 40)), 700)]:
+            w = series.window(i0, i1, chans, bins)
+            ref = ds[i0:i1] if chans is None else ds[i0:i1][:, chans]
+            assert w.decimated and w.lo.shape[1] <= bins + 1
+            edges = w.starts - i0
+            assert edges[0] == 0 and np.all(np.diff(edges) > 0)
+            np.testing.assert_array_equal(w.lo.T, np.minimum.reduceat(ref, edges, 0))
+            np.testing.assert_array_equal(w.hi.T, np.maximum.reduceat(ref, edges, 0))
+        few = series.window(1000, 1500, [3, 4], 1000)  # fewer samples than 2 x bins: all of them
+        assert not few.decimated
+        np.testing.assert_array_equal(few.lo.T, ds[1000:1500][:, [3, 4]])
+
+
+def test_window_touches_only_its_chunks_and_caches_them(files):
+    from dandilab.widgets.chunks import ChunkedSeries
+
+    with h5py.File(files["ecephys"], "r") as f:
+        ds = f["acquisition/ElectricalSeries/data"]
+        series = ChunkedSeries(ds)
+        rows = ds.chunks[0]
+        w = series.window(rows + 10, rows + 5000, [70], 200)  # one chunk: row 1, column 1
+        info = ds.id.get_chunk_info_by_coord((rows, 64))
+        assert w.chunk_bytes == info.size == w.stats["bytes_read"]
+        again = series.window(rows + 20, rows + 5010, [70], 200)
+        assert again.stats["bytes_read"] == 0  # decoded chunk from the cache
+
+
+def test_any_window_of_an_hour_at_30khz_on_384_channels_is_bounded(tmp_path):
+    """An hour-long recording (108 M x 384 int16, 83 GB if written): HDF5 allocates only
+    the chunks written, so the file is small; the whole-hour window reads a bounded sample
+    of chunk rows and draws at most ``bins`` points per channel."""
+    from dandilab.widgets.chunks import ChunkedSeries
+
+    n = 30000 * 3600
+    path = tmp_path / "hour.h5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("data", (n, 384), np.int16, chunks=(78125, 64), compression="gzip",
+                              shuffle=True)
+        ds[50_000_000:50_078_125, :] = np.arange(78125 * 384, dtype=np.int64).reshape(
+            78125, 384).astype(np.int16)
+    with h5py.File(path, "r") as f:
+        series = ChunkedSeries(f["data"], max_bytes=64_000_000)
+        w = series.window(0, n, None, 1000)
+        assert w.lo.shape == (384, 1000) and w.hi.shape == (384, 1000)
+        assert w.sampled and w.sampled[0] < w.sampled[1] == -(-n // 78125)
+        assert w.stats["bytes_read"] <= 64_000_000
+
+
+# -- TimeSeries / ElectricalSeries ----------------------------------------------------------
+def test_electrical_series_view_state_and_window(read):
+    from dandilab.widgets.series import TimeSeriesView, parse_channels
+
+    nwb = read("ecephys")
+    es = nwb.acquisition["ElectricalSeries"]
+    view = TimeSeriesView(es, window=1.0, bins=500).wait()
+    assert view.error is None
+    assert view.state == {"t0": 0.0, "t1": 1.0, "channels": list(range(96)), "gain": 1.0,
+                          "bins": 500}
+    layer = view.figure.layers[0]
+    assert layer["kind"] == "envelope"
+    x = arr(layer["x"], np.float64)
+    hi = arr(layer["hi"], np.float32).reshape(96, -1)
+    assert len(x) <= 501 and hi.shape[1] == len(x)
+    assert view.figure.x_range == [0.0, 1.0]
+    # the envelope is the min/max of the raw data (minus each channel's baseline), in µV
+    raw = es.data[0:30000, 7] * es.conversion * 1e6
+    hi7 = hi[7] + view._baseline[7] * view._factor
+    assert view._unit == "µV"
+    np.testing.assert_allclose(hi7.max(), raw.max(), rtol=1e-4)
+
+    view.pan(0.5)
+    view.wait()
+    assert (view.t0, view.t1) == (0.5, 1.5) and view.figure.x_range == [0.5, 1.5]
+    view.zoom(0.5)
+    view.wait()
+    assert view.t1 - view.t0 == pytest.approx(0.5)
+    view.set_window(5.8, 6.8)  # clipped to the end, keeping the window's length
+    view.wait()
+    assert view.t1 == pytest.approx(6.0) and view.t1 - view.t0 == pytest.approx(1.0)
+    view.channel_text.value = "2-4, 90"
+    view.wait()
+    assert view.channels.tolist() == [2, 3, 4, 90] == parse_channels("2-4,90", 96)
+    assert arr(view.figure.layers[0]["offsets"], np.float32).shape == (4,)
+    view.figure._on_message(view.figure, {"type": "view", "x0": 2.0, "x1": 2.25}, [])
+    view.wait()  # a drag in the browser
+    assert (view.t0, view.t1) == (2.0, 2.25)
+    assert "4 of 96 channels" in view.status.value
+
+
+def test_time_axis_of_timestamps_bisects_lazily(tmp_path):
+    from datetime import UTC, datetime
+
+    from dandilab.widgets.series import TimeAxis, TimeSeriesView
+    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+
+    ts = np.cumsum(np.random.default_rng(0).uniform(0.001, 0.01, 20000))
+    nwb = NWBFile(session_description="t", identifier="t", session_start_time=datetime.now(UTC))
+    nwb.add_acquisition(TimeSeries(name="irregular", data=H5DataIO(np.sin(ts), chunks=(1000,)),
+                                   unit="a.u.", timestamps=H5DataIO(ts, chunks=(1000,))))
+    with NWBHDF5IO(str(tmp_path / "t.nwb"), "w") as io:
+        io.write(nwb)
+    with NWBHDF5IO(str(tmp_path / "t.nwb"), "r") as io:
+        s = io.read().acquisition["irregular"]
+        axis = TimeAxis(s, 20000)
+        for t in (ts[0] - 1, ts[100], ts[100] + 1e-6, ts[-1] + 1):
+            assert axis.index(t) == np.searchsorted(ts, t)
+        assert len(axis._probe) < 80  # a bisection, not a read of every timestamp
+        view = TimeSeriesView(s, window=10.0, bins=200).wait()
+        x = arr(view.figure.layers[0]["x"], np.float64)
+        assert x[0] >= ts[0] and x[-1] <= ts[0] + 10.0 and view.error is None
+
+
+# -- Units -------------------------------------------------------------------------------------
+def test_units_raster_rates_and_psth(read):
+    from dandilab.widgets.units import UnitsView, psth
+
+    nwb = read("ecephys")
+    units = nwb.units
+    view = UnitsView(units, window=2.0).wait()
+    assert view.error is None
+    layer = view.raster.layers[0]
+    x, row = arr(layer["x"], np.float64), arr(layer["row"], np.int32)
+    expected = sum(int(((np.asarray(units["spike_times"][i]) >= view.t0)
+                        & (np.asarray(units["spike_times"][i]) < view.t1)).sum())
+                   for i in range(len(units)))
+    assert len(x) == len(row) == expected > 0
+    assert (x >= view.t0).all() and (x < view.t1).all()
+    counts = np.array([len(units["spike_times"][i]) for i in range(len(units))])
+    rates = arr(view.rates.layers[0]["heights"], np.float64)
+    first, last = view.data.span
+    np.testing.assert_allclose(rates, counts / (last - first))
+    assert "trials.start_time" in view.align.options
+    view.unit_select.value = 2
+    view.wait()
+    _edges, rate, per_trial = psth(np.asarray(units["spike_times"][2]),
+                                  nwb.trials["start_time"][:], 0.5, 1.0, 0.02)
+    np.testing.assert_allclose(view.psth_result[1], rate)
+    assert len(per_trial) == len(nwb.trials)
+    view.align.value = "trials.response_time"  # NaN where there was no response: skipped
+    view.wait()
+    assert "trials.response_time" in view.psth_fig.title
+    view.pan(0.5)
+    view.wait()
+    assert view.state["t0"] == pytest.approx(first - 0.04 + 1.0)  # starts 2 % before
+    view.raster._on_message(view.raster, {"type": "click", "x": 1.0, "y": 4.1}, [])
+    assert view.unit_select.value == 4  # a click on a raster row picks that unit
+
+
+# -- tables ----------------------------------------------------------------------------------
+def test_table_pages_and_filters(read):
+    from dandilab.widgets.table import TablePager, TableView
+
+    trials = read("behavior").trials
+    assert len(trials) > 12
+    view = TableView(trials, page_size=5).wait()
+    assert view.error is None and view.pages == -(-len(trials) // 5)
+    assert "<th>target_zone</th>" in view.html.value
+    view.show_page(1)
+    view.wait()
+    assert f"rows 5–9 of {len(trials)}" in view.status.value
+    pager = TablePager(trials)
+    speed = trials["mean_speed"][:]
+    threshold = float(np.median(speed))
+    assert pager.filter("mean_speed", f">{threshold}") == int((speed > threshold).sum())
+    _, rows = pager.rows(0, 3)
+    col = pager.columns.index("mean_speed")
+    assert all(float(r[col]) > threshold for r in rows)
+    zones = trials["target_zone"][:]
+    assert pager.filter("target_zone", "ne") == int(sum("ne" in z.lower() for z in zones))
+    starts = trials["start_time"][:]
+    assert pager.filter("start_time", "10..100") == int(((starts >= 10) & (starts <= 100)).sum())
+    assert pager.filter("mean_speed", "") == len(trials)
+    view.query.value = "SW"
+    view.column.value = "target_zone"
+    view.wait()
+    assert "match target_zone SW" in view.status.value
+    nwb = read("ecephys")
+    # a ragged column (units' spike times) and a region column (units' electrodes)
+    upager = TablePager(nwb.units)
+    _, rows = upager.rows(0, 2)
+    assert any(c.startswith("[") and "values" in c for c in rows[0])
+
+
+# -- imaging -------------------------------------------------------------------------------
+def test_two_photon_frames_one_at_a_time_with_contrast(read):
+    from dandilab.widgets.imaging import ImageSeriesView
+
+    nwb = read("ophys")
+    tps = nwb.acquisition["TwoPhotonSeries"]
+    view = ImageSeriesView(tps).wait()
+    assert view.error is None
+    layer = view.figure.layers[0]
+    frame = arr(layer["values"], np.float32).reshape(layer["height"], layer["width"])
+    np.testing.assert_array_equal(frame, tps.data[0])
+    lo, hi = np.percentile(frame, [0.5, 99.5])
+    assert (view.figure.vmin, view.figure.vmax) == pytest.approx((lo, hi))
+    view.vrange.value = (10.0, 50.0)  # contrast: applied in the browser, no new frame
+    assert view.figure.vmax == pytest.approx(np.percentile(frame, 50.0))
+    assert view.figure.layers[0] is layer
+    view.slider.value = 42
+    view.wait()
+    layer = view.figure.layers[0]
+    frame42 = tps.data[42]
+    np.testing.assert_array_equal(arr(layer["values"], np.float32), frame42.ravel())
+    assert view.vrange.value == (10.0, 50.0)  # the contrast is kept from frame to frame
+    assert view.figure.vmax == pytest.approx(np.percentile(frame42, 50.0))
+
+
+def test_external_file_image_series_says_where_the_frames_are(tmp_path):
+    from datetime import UTC, datetime
+
+    from dandilab.widgets import view_for
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.image import ImageSeries
+
+    nwb = NWBFile(session_description="v", identifier="v", session_start_time=datetime.now(UTC))
+    nwb.add_acquisition(ImageSeries(name="behavior_video", external_file=["video/cam0.mp4",
+                                                                          "video/cam1.mp4"],
+                                    starting_frame=[0, 5000], format="external", rate=30.0,
+                                    num_samples=9000))
+    with NWBHDF5IO(str(tmp_path / "v.nwb"), "w") as io:
+        io.write(nwb)
+    with NWBHDF5IO(str(tmp_path / "v.nwb"), "r") as io:
+        view = view_for(io.read().acquisition["behavior_video"])
+        text = view.children[0].value
+        assert view.external_files == ["video/cam0.mp4", "video/cam1.mp4"]
+        assert "video/cam1.mp4" in text and "first frame 5000" in text
+
+
+def test_plane_segmentation_masks_click_and_trace(read):
+    from dandilab.widgets.imaging import PlaneSegmentationView
+
+    nwb = read("ophys")
+    ps = nwb.processing["ophys"]["ImageSegmentation"]["PlaneSegmentation"]
+    view = PlaneSegmentationView(ps).wait()
+    assert view.error is None and view.n_rois == 7
+    kinds = [layer.get("labels") is not None for layer in view.figure.layers]
+    assert kinds == [False, True]  # the mean image, then the ROI labels over it
+    masks = ps["image_mask"].data[:]
+    k = 3
+    y, x = np.unravel_index(np.argmax(masks[k]), masks[k].shape)
+    view.figure._on_message(view.figure, {"type": "click", "x": x + 0.5, "y": y + 0.5}, [])
+    view.wait()
+    assert view.selected == k and view.figure.selected == k
+    trace = view.trace.layers[0]
+    series = view.series[view.series_pick.value]
+    hi = arr(trace["hi"], np.float32)
+    expected = series.data[:, k]
+    assert len(hi) == len(expected)  # 90 frames: drawn without decimation
+    np.testing.assert_allclose(hi, expected * series.conversion, rtol=1e-6)
+    assert "Fluorescence" in view.series_pick.label or "DfOverF" in view.series_pick.label
+
+
+# -- behavior ------------------------------------------------------------------------------
+def test_spatial_series_trajectory_and_position_over_time(read):
+    from dandilab.widgets.behavior import SpatialSeriesView
+
+    nwb = read("behavior")
+    pos = nwb.processing["behavior"]["Position"]["SpatialSeriesPosition"]
+    view = SpatialSeriesView(pos, window=60.0).wait()
+    assert view.error is None
+    np.testing.assert_allclose(view.trajectory_xy, pos.data[0:3600], rtol=1e-6)
+    assert len(view.over_time.layers) == 2  # x and y
+    view.slider.value = 100.0
+    view.wait()
+    assert view.state == {"t0": 100.0, "t1": 160.0}
+    np.testing.assert_allclose(view.trajectory_xy[0], pos.data[6000], rtol=1e-6)
+
+
+# -- the explorer, every file ------------------------------------------------------------------
+def _explore_everything(nwb):
+    from dandilab.widgets import FieldsView, NWBExplorer
+
+    explorer = NWBExplorer(nwb)
+    problems, kinds = [], {}
+    for path, _label, obj, _depth in explorer.rows:
+        if obj is None:
+            continue
+        view = explorer.show(path)
+        view.wait(120)
+        kinds[path] = type(view).__name__
+        if getattr(view, "error", None) is not None:
+            problems.append(f"{path}: {view.error!r}")
+        if isinstance(view, FieldsView) and "cannot be drawn" in view.children[0].value:
+            problems.append(f"{path}: {view.children[0].value}")
+    return explorer, kinds, problems
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("ecephys", {"acquisition/ElectricalSeries": "TimeSeriesView", "units": "UnitsView",
+                 "intervals/trials": "TableView", "electrodes": "TableView",
+                 "processing/ecephys/LFP/ElectricalSeriesLFP": "TimeSeriesView"}),
+    ("ophys", {"acquisition/TwoPhotonSeries": "ImageSeriesView",
+               "processing/ophys/ImageSegmentation/PlaneSegmentation": "PlaneSegmentationView",
+               "processing/ophys/Fluorescence/RoiResponseSeries": "TimeSeriesView",
+               "processing/ophys/SegmentationImages/mean": "ImageView"}),
+    ("behavior", {"processing/behavior/Position/SpatialSeriesPosition": "SpatialSeriesView",
+                  "processing/behavior/BehavioralTimeSeries/speed": "TimeSeriesView",
+                  "intervals/trials": "TableView"}),
+])
+def test_explorer_on_generated_files(read, kind, expected):
+    explorer, kinds, problems = _explore_everything(read(kind))
+    assert not problems
+    for path, view in expected.items():
+        assert kinds[path] == view, (path, kinds)
+    assert explorer.rows[0][0] == "session"
+
+
+@pytest.mark.fixtures
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=[p.name for p in FIXTURE_FILES])
+def test_explorer_on_every_real_fixture(path, read):
+    _explorer, kinds, problems = _explore_everything(read(path))
+    assert not problems, problems
+    assert len(kinds) > 3
+    drawn = {v for v in kinds.values() if v != "FieldsView"}
+    assert drawn, kinds  # something of every real file is drawn, not only listed
+
+
+@pytest.mark.fixtures
+def test_real_fixture_views_draw_what_they_should(read):
+    if not FIXTURE_FILES:
+        pytest.skip(f"{FIXTURES} is absent: tests on real DANDI data need ../shared")
+    from dandilab.widgets import NWBExplorer
+
+    nwb = read(FIXTURES / "000006_sub-anm369963_ses-20170228.nwb")
+    units = NWBExplorer(nwb, select="units").view.wait()
+    assert type(units).__name__ == "UnitsView" and units.data.counts.sum() > 0
+    assert len(arr(units.raster.layers[0]["x"], np.float64)) > 0
+    nwb = read(FIXTURES / "roiextractors_ophys_segmentation_nwb_test.nwb")
+    explorer = NWBExplorer(nwb)
+    ps_path = next(p for p, _l, o, _d in explorer.rows
+                   if o is not None and o.neurodata_type == "PlaneSegmentation")
+    ps = explorer.show(ps_path).wait()
+    assert ps.n_rois == 15 and ps.error is None
+    assert ps.series, "its RoiResponseSeries are found"
+    nwb = read(FIXTURES / "neuroconv_buzsaki_stub_test.nwb")
+    lfp = NWBExplorer(nwb).view.wait()
+    assert type(lfp).__name__ == "TimeSeriesView" and lfp.n_channels == 96
+
+
+@pytest.mark.fixtures
+def test_legacy_nwb1_file_gives_a_clear_message():
+    path = FIXTURES / "legacy_nwb1_brain_observatory_496908818s.nwb"
+    if not path.exists():
+        pytest.skip(f"{path} is absent: tests on real DANDI data need ../shared")
+    from dandilab.widgets import NWBExplorer
+
+    explorer = NWBExplorer(str(path))
+    assert explorer.error is not None
+    text = explorer.children[0].value
+    assert "NWB-1.0.5" in text and "NWB 2" in text
+
+
+def test_anything_else_shows_fields_and_shapes_never_a_crash(read, files):
+    from dandilab.widgets import FieldsView, view_for
+
+    nwb = read("ecephys")
+    device = nwb.devices["NeuropixelsProbe0"]
+    view = view_for(device)
+    assert isinstance(view, FieldsView) and "IMEC" in view.html.value
+
+    class Broken:
+        neurodata_type = "TimeSeries"
+        name = "broken"
+
+        @property
+        def fields(self):
+            raise RuntimeError("a field that cannot be read")
+
+    # a view that fails to build falls back to the fields, with the reason
+    view = view_for(nwb.acquisition["ElectricalSeries"], no_such_option=1)
+    assert isinstance(view, FieldsView) and "cannot be drawn" in view.children[0].value
+    assert "dataset 180000 × 96 int16" in view.html.value
+    assert isinstance(view_for(Broken()), FieldsView)
+
+
+# -- over HTTP: bytes fetched vs the chunks a window touches ---------------------------------
+def test_remote_window_fetches_its_chunks_and_little_else(files, tmp_path):
+    from dandihub.localarchive.netproxy import NetProxy
+    from dandilab.stream import open_nwb
+    from dandilab.widgets.series import TimeSeriesView
+
+    path = str(files["ecephys"])
+    with NetProxy("http://127.0.0.1:9", rtt=0.005, bandwidth=None,
+                  origin={"/ecephys.nwb": (path, "etag-ecephys")}) as proxy, \
+            open_nwb(f"{proxy.url}/ecephys.nwb") as nwb:
+        es = nwb.acquisition["ElectricalSeries"]
+        rows = es.data.chunks[0]
+
+        def stored(row):  # the stored bytes of a chunk row (96 channels: 2 chunk columns)
+            return sum(es.data.id.get_chunk_info_by_coord((row * rows, c * 64)).size
+                       for c in range(2))
+
+        proxy.reset_stats()
+        view = TimeSeriesView(es, window=1.0, bins=800, prefetch=False).wait()
+        first = proxy.reset_stats()
+        assert view.error is None and view.last.chunk_bytes == stored(0)
+        assert first["bytes"] <= 1.5 * stored(0), (first, stored(0))
+        view.set_window(3.0, 4.0)  # samples 90 000-120 000: chunk row 1 only
+        view.wait()
+        jump = proxy.reset_stats()
+        assert view.last.chunk_bytes == stored(1)
+        assert stored(1) <= jump["bytes"] <= 1.5 * stored(1), (jump, stored(1))
+        view.set_window(3.2, 4.2)  # the same chunks: from memory, nothing fetched
+        view.wait()
+        assert proxy.reset_stats()["bytes"] == 0
+
+
+# -- the archive browser -------------------------------------------------------------------
+def test_dandiset_browser_search_walk_and_open(local_archive):
+    from dandilab.archive import Archive
+    from dandilab.widgets import DandisetBrowser, NWBExplorer
+
+    from .localarchive_fixtures import SYNTHETIC, SYNTHETIC_ASSETS
+
+    browser = DandisetBrowser(Archive(local_archive.api_url), search="squirrelfish")
+    assert SYNTHETIC in [v for _, v in browser.results.options] or browser.search("") 
+    browser.choose(SYNTHETIC, "draft")
+    assert browser.version.value == "draft"
+    top = [v for _, v in browser.entries.options]
+    assert "sub-01/" in top and "README.md" in top
+    browser.entries.value = "sub-01/"  # entering a folder as a click does
+    inside = [v for _, v in browser.entries.options]
+    assert SYNTHETIC_ASSETS[0].path in inside
+    explorer = browser.open_asset(SYNTHETIC_ASSETS[0].path)
+    assert isinstance(explorer, NWBExplorer), browser.status.value
+    assert explorer.view is not None and type(explorer.view).__name__ == "TimeSeriesView"
+    explorer.view.wait()
+    assert explorer.view.error is None
+    assert browser.open_asset("README.md") is None and "not an NWB file" in browser.status.value
+    browser.nwbfile.close()
+    ds = Archive(local_archive.api_url).dandiset(SYNTHETIC)
+    assert DandisetBrowser(ds).version.value == ds.version  # from a Dandiset object
+
+
+def test_display_hook_shows_an_explorer_for_any_nwbfile(read):
+    from dandilab import widgets
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        assert widgets.enable()
+        shown = []
+        import IPython.display
+
+        original = IPython.display.display
+        IPython.display.display = lambda obj, **kw: shown.append(obj)
+        try:
+            nwb = read("behavior")
+            formatter = shell.display_formatter.ipython_display_formatter
+            assert formatter(nwb) is True
+        finally:
+            IPython.display.display = original
+        assert type(shown[0]).__name__ == "NWBExplorer"
+        widgets.disable()
+        assert shell.display_formatter.ipython_display_formatter(nwb) is None
+    finally:
+        InteractiveShell.clear_instance()
