@@ -54,8 +54,29 @@ def hub(archive, tmp_path_factory):
 
 # --- local archive fixtures ---
 from .localarchive_fixtures import local_archive, local_archive_dir, real_dandisets  # noqa: F401
+
 # --- end of local archive fixtures ---
 
+
+
+@pytest.fixture
+def kubeconfig(tmp_path, monkeypatch):
+    """A kubeconfig whose cluster does not exist: KubeSpawner only needs to load one."""
+    import yaml
+    from kubernetes_asyncio.config import kube_config
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "nowhere",
+        "clusters": [{"name": "nowhere", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "users": [{"name": "nobody", "user": {"token": "unused"}}],
+        "contexts": [{"name": "nowhere",
+                      "context": {"cluster": "nowhere", "user": "nobody", "namespace": "dandihub"}}],
+    }))
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    # kubernetes_asyncio reads $KUBECONFIG once, on import
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+    return path
 
 # The suite's exit status, kept for pytest_unconfigure below.
 _exit_status = {"code": None}

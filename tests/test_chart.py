@@ -444,23 +444,6 @@ class User:
         return self._auth_state
 
 
-@pytest.fixture
-def kubeconfig(tmp_path, monkeypatch):
-    """A kubeconfig whose cluster does not exist: KubeSpawner only needs to load one."""
-    from kubernetes_asyncio.config import kube_config
-
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "nowhere",
-        "clusters": [{"name": "nowhere", "cluster": {"server": "https://127.0.0.1:9"}}],
-        "users": [{"name": "nobody", "user": {"token": "unused"}}],
-        "contexts": [{"name": "nowhere",
-                      "context": {"cluster": "nowhere", "user": "nobody", "namespace": "dandihub"}}],
-    }))
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-
-
 def hub_config(manifests: list[dict], folder: Path) -> Config:
     """The hub pod's configuration: Zero to JupyterHub's, then hub.extraConfig, with the
     ConfigMap and Secret the chart mounts written to ``folder`` instead of MOUNT."""

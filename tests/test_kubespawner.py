@@ -19,7 +19,6 @@ from dandihub.profiles import DEFAULT_PROFILES, GPU_RESOURCE, load_profiles
 from dandihub.spawner import PodSpawner
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.rest import ApiException
-from kubernetes_asyncio.config import kube_config
 
 K8S_VERSION = "1.33.0"
 KEY = "5e3c0ffee5e3c0ffee5e3c0ffee5e3c0ffee5e3c"
@@ -29,19 +28,8 @@ PROFILE_SLUGS = [p["slug"] for p in DEFAULT_PROFILES]
 
 
 @pytest.fixture(autouse=True)
-def kubeconfig(tmp_path, monkeypatch):
-    """A kubeconfig whose cluster does not exist: KubeSpawner only needs to load one."""
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "nowhere",
-        "clusters": [{"name": "nowhere", "cluster": {"server": "https://127.0.0.1:9"}}],
-        "users": [{"name": "nobody", "user": {"token": "unused"}}],
-        "contexts": [{"name": "nowhere",
-                      "context": {"cluster": "nowhere", "user": "nobody", "namespace": "dandihub"}}],
-    }))
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    # kubernetes_asyncio reads $KUBECONFIG once, on import
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+def _no_cluster(kubeconfig):
+    """Every test here builds KubeSpawner, which loads a kubeconfig (tests/conftest.py)."""
 
 
 class User:
