@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 import urllib.request
@@ -29,6 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "bench"
 RESULTS = REPO / "benchmarks" / "results" / "streaming.json"
 sys.path[:0] = [str(REPO / "hub"), str(REPO / "extension")]
+
+from dandihub.localarchive import netproxy  # noqa: E402 (after the path set-up)
 
 METHODS = ["local (floor)", "remfile", "fsspec", "fsspec-blockcache", "dandilab cold",
            "dandilab warm"]
@@ -79,13 +80,8 @@ class Proxy:
     """The netproxy in its own process (so its work does not hold our GIL)."""
 
     def __init__(self, upstream: str, origin: dict, rtt: float, bandwidth: float):
-        cmd = [sys.executable, "-m", "dandihub.localarchive.netproxy", upstream,
-               "--rtt", str(rtt), "--bandwidth", str(bandwidth), "--origin", json.dumps(origin)]
-        env = dict(os.environ, PYTHONPATH=str(REPO / "hub"))
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-        self.url = self.process.stdout.readline().strip()
-        if not self.url.startswith("http"):
-            raise RuntimeError("the proxy did not start")
+        self.process, self.url = netproxy.spawn(upstream, rtt=rtt, bandwidth=bandwidth,
+                                                origin=origin)
 
     def _call(self, method: str, path: str) -> dict:
         request = urllib.request.Request(self.url + path, method=method)

@@ -47,6 +47,8 @@ CACHE = REPO / ".cache" / "bench"
 RESULTS = REPO / "benchmarks" / "results" / "widgets.json"
 DEMO = REPO / ".cache" / "demo-hub" / "demo-archive"
 sys.path[:0] = [str(REPO / "hub"), str(REPO / "extension"), str(REPO / "benchmarks")]
+
+from dandihub.localarchive import netproxy  # noqa: E402 (after the path set-up)
 TARGETS = {"first_s": 1.0, "pan_s": 0.3, "bytes_ratio": 1.5}
 NWBWIDGETS_TIMEOUT = 900
 
@@ -73,13 +75,9 @@ class Proxy:
         origin = {"/demo/ecephys.nwb": [str(path), etag]}
         if copy is not None:
             origin["/demo/ecephys-pynwb25.nwb"] = [str(copy), f"copy-{copy.stat().st_size}"]
-        cmd = [sys.executable, "-m", "dandihub.localarchive.netproxy", "http://127.0.0.1:9",
-               "--rtt", str(rtt), "--bandwidth", str(bandwidth), "--origin", json.dumps(origin)]
-        env = dict(os.environ, PYTHONPATH=str(REPO / "hub"))
-        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
-        self.url = self.process.stdout.readline().strip()
-        if not self.url.startswith("http"):
-            raise RuntimeError("the proxy did not start")
+        # no upstream: every path it serves is an origin file
+        self.process, self.url = netproxy.spawn("http://127.0.0.1:9", rtt=rtt,
+                                                bandwidth=bandwidth, origin=origin)
         self.file_url = f"{self.url}/demo/ecephys.nwb"
         self.copy_url = f"{self.url}/demo/ecephys-pynwb25.nwb"
 

@@ -619,23 +619,20 @@ def test_download_to_home(anonymous, panel_archive):
     ]
 
 
-def test_a_download_resumes_from_its_partial_file(anonymous, panel_archive):
+def partial_file(client, archive, dest):
+    """Where the server keeps the unfinished download of BIG_ASSET to ``dest``."""
     from dandilab.server import Download, Downloads
 
+    return Downloads(home(client)).partial_path(Download(
+        id="x", archive_url=archive.url, dandiset="000999", version="draft",
+        asset_id=BIG_ASSET, path="", dest=dest, size=None,
+    ))
+
+
+def test_a_download_resumes_from_its_partial_file(anonymous, panel_archive):
     dest = "resumed/big.nwb"
     source = panel_archive.contents["sub-03/sub-03_ses-1_ecephys.nwb"].read_bytes()
-    part = Downloads(home(anonymous)).partial_path(
-        Download(
-            id="x",
-            archive_url=panel_archive.url,
-            dandiset="000999",
-            version="draft",
-            asset_id=BIG_ASSET,
-            path="",
-            dest=dest,
-            size=None,
-        )
-    )
+    part = partial_file(anonymous, panel_archive, dest)
     part.parent.mkdir(parents=True, exist_ok=True)
     part.write_bytes(source[:10_000_000])
     done = download(anonymous, BIG_ASSET, dest=dest)
@@ -646,22 +643,9 @@ def test_a_download_resumes_from_its_partial_file(anonymous, panel_archive):
 
 
 def test_a_corrupt_partial_file_fails_the_checksum_then_downloads_afresh(anonymous, panel_archive):
-    from dandilab.server import Download, Downloads
-
     dest = "corrupt/big.nwb"
     source = panel_archive.contents["sub-03/sub-03_ses-1_ecephys.nwb"].read_bytes()
-    part = Downloads(home(anonymous)).partial_path(
-        Download(
-            id="x",
-            archive_url=panel_archive.url,
-            dandiset="000999",
-            version="draft",
-            asset_id=BIG_ASSET,
-            path="",
-            dest=dest,
-            size=None,
-        )
-    )
+    part = partial_file(anonymous, panel_archive, dest)
     part.parent.mkdir(parents=True, exist_ok=True)
     part.write_bytes(b"\xff" * 1000)
     failed = download(anonymous, BIG_ASSET, dest=dest)

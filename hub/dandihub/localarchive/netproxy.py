@@ -265,6 +265,28 @@ class NetProxy:
         return response
 
 
+def spawn(upstream: str, *, rtt: float, bandwidth: float, origin: dict | None = None):
+    """Run a proxy in a child process (its work then does not hold the caller's GIL).
+
+    Returns ``(process, url)``; read counters at ``url/__netproxy__/stats``.
+    """
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cmd = [sys.executable, "-m", "dandihub.localarchive.netproxy", upstream,
+           "--rtt", str(rtt), "--bandwidth", str(bandwidth), "--origin", json.dumps(origin or {})]
+    hub = str(Path(__file__).resolve().parents[2])  # importable even from a source tree
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [hub, os.environ.get("PYTHONPATH")])))
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    url = process.stdout.readline().strip()
+    if not url.startswith("http"):
+        process.kill()
+        raise RuntimeError(f"the network proxy did not start ({' '.join(cmd)})")
+    return process, url
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a proxy until interrupted; prints its URL on the first line of stdout."""
     import argparse
