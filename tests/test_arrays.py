@@ -121,3 +121,32 @@ def test_compute_shows_progress_only_when_slow(served, capsys):
     with open_nwb(served["url"]) as nwb:
         (total,) = arrays.compute(to_dask(nwb.acquisition["ElectricalSeries"].data).sum())
     assert total == served["expected"].sum(dtype=np.int64)
+
+
+@pytest.mark.parametrize("filters", [{"compression": "gzip", "shuffle": True},
+                                     {"compression": "gzip"}, {"shuffle": True}, {},
+                                     {"compression": "lzf"}])
+def test_decoded_regions_equal_h5py(tmp_path, filters):
+    """Regions that cut stored chunks, unwritten chunks (fill value) and filters the codec
+    does not decode (lzf: h5py decodes) read as h5py reads them, remote and local."""
+    path = tmp_path / "f.h5"
+    data = np.random.default_rng(1).normal(size=(1000, 30)).astype("f4")
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("x", shape=data.shape, dtype="f4", chunks=(128, 8),
+                             fillvalue=-7.0, **filters)
+        d[:700] = data[:700]  # the chunks past row 768 are never written
+    with h5py.File(path) as f:
+        expected = f["x"][:]
+    with BlobStore(tmp_path / "s3") as s3, NetProxy(s3.endpoint_url, rtt=0, bandwidth=None) as proxy:
+        s3.upload_file(path, "blobs/abc/def/f")
+        from dandilab.remote import RemoteFile
+
+        remote = RemoteFile(f"{proxy.url}/{s3.bucket}/blobs/abc/def/f", cache=False)
+        with h5py.File(remote, "r") as rf, h5py.File(path) as lf:
+            for source in (rf, lf):
+                for chunks in ("auto", (300, 7)):
+                    array = to_dask(source["x"], chunks=chunks, limit=128 * 8 * 4 * 3)
+                    np.testing.assert_array_equal(array.compute(scheduler="threads"), expected)
+                    np.testing.assert_array_equal(array[650:900, 5:20].compute(),
+                                                  expected[650:900, 5:20])
+        remote.close()

@@ -3,9 +3,10 @@
 A task covers whole stored chunks (stored chunks merged up to ``limit`` bytes), so
 every stored chunk is read by exactly one task, once. h5py objects do not pickle,
 so a task carries only where the data is (URL or path, dataset name, the byte
-ranges of its chunks) and opens its own handle, once per process. Remote tasks
-fetch their chunks' bytes in parallel before touching h5py, whose global lock
-would otherwise serialise the network.
+ranges of its chunks) and opens its own handle, once per process. A task fetches its
+chunks' stored bytes in parallel (remote files) and decodes them in a thread pool
+(``dandilab.codec``), outside h5py, whose global lock would otherwise serialise the
+network and the decompression; filters the codec does not know go through h5py.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class _Where:
     digest: str | None = None
     size: int | None = None
     cache: str | bool | None = None
+    filters: tuple | None = None  # (shuffle, deflate) when dandilab.codec decodes the chunks
+    stored: tuple | None = None  # the stored chunk shape
 
 
 def to_dask(dataset, chunks="auto", limit: int | str = DEFAULT_LIMIT) -> da.Array:
@@ -61,8 +64,7 @@ def to_dask(dataset, chunks="auto", limit: int | str = DEFAULT_LIMIT) -> da.Arra
     for index in itertools.product(*(range(len(c)) for c in task_chunks)):
         starts = [sum(c[:i]) for c, i in zip(task_chunks, index)]
         region = tuple(slice(s, s + c[i]) for s, c, i in zip(starts, task_chunks, index))
-        ranges = _ranges_for(region, stored, locations) if where.url else ()
-        graph[(name, *index)] = (_read, where, region, ranges)
+        graph[(name, *index)] = (_read, where, region, _chunks_in(region, stored, locations))
     return da.Array(graph, name, chunks=task_chunks, dtype=dataset.dtype)
 
 
@@ -85,37 +87,44 @@ def _task_chunks(dataset, chunks, limit):
 
 
 def _where(dataset) -> _Where:
+    from .codec import filters_of
     from .remote import source_of
 
     remote = source_of(dataset.file)
+    layout = {"filters": filters_of(dataset),
+              "stored": tuple(dataset.chunks) if dataset.chunks else None}
     if remote is not None:
         cache = False if remote._cache_root is None else str(remote._cache_root.parent)
         return _Where(dataset.name, url=remote.url, name=remote.name,
-                      digest=remote.digest or remote.etag, size=remote.size, cache=cache)
+                      digest=remote.digest or remote.etag, size=remote.size, cache=cache,
+                      **layout)
     if dataset.file.driver == "fileobj":
         raise ValueError("to_dask needs a dataset opened by dandilab (open_nwb) or from a "
                          "local file: tasks must reopen the file in other processes")
-    return _Where(dataset.name, path=os.path.abspath(dataset.file.filename))
+    return _Where(dataset.name, path=os.path.abspath(dataset.file.filename), **layout)
 
 
 def _chunk_locations(dataset) -> dict | None:
-    """{chunk start (tuple): (byte offset, stored size)} of a chunked dataset, else None."""
+    """{chunk start: (byte offset, stored size, filter mask)} of a chunked dataset, else None."""
     if not dataset.chunks:
         return None
     locations = {}
 
     def visit(info):
-        locations[info.chunk_offset] = (info.byte_offset, info.size)
+        locations[info.chunk_offset] = (info.byte_offset, info.size, info.filter_mask)
 
     dataset.id.chunk_iter(visit)
     return locations
 
 
-def _ranges_for(region, stored, locations) -> tuple:
+def _chunks_in(region, stored, locations) -> tuple:
+    """((chunk start, byte offset, stored size, filter mask), ...) of the written chunks
+    that ``region`` touches (unwritten chunks read as the fill value)."""
     if not locations:
         return ()
     axes = [range(s.start - s.start % c, s.stop, c) for s, c in zip(region, stored)]
-    return tuple(locations[start] for start in itertools.product(*axes) if start in locations)
+    return tuple((start, *locations[start]) for start in itertools.product(*axes)
+                 if start in locations)
 
 
 _handles: dict = {}
@@ -141,14 +150,46 @@ def _handle(where: _Where):
         return _handles[key]
 
 
-def _read(where: _Where, region, ranges) -> np.ndarray:
+def _read(where: _Where, region, chunks) -> np.ndarray:
     remote, h5file = _handle(where)
+    ranges = [(offset, size) for _, offset, size, _ in chunks]
     if remote is not None and ranges:
-        remote.prefetch(ranges)  # in parallel, outside h5py's lock
-    data = h5file[where.dataset][region]
-    if remote is not None and ranges:
-        remote.discard(ranges)  # read once: free the memory now
-    return data
+        remote.prefetch(ranges, wait=where.filters is None)  # in parallel, outside h5py's lock
+    try:
+        if where.filters is None or any(mask for *_, mask in chunks):
+            return h5file[where.dataset][region]
+        return _decode_region(where, remote, h5file, region, chunks)
+    finally:
+        if remote is not None and ranges:
+            remote.discard(ranges)  # read once: free the memory now
+
+
+def _decode_region(where: _Where, remote, h5file, region, chunks) -> np.ndarray:
+    """``region`` assembled from its stored chunks, decoded in parallel by dandilab.codec."""
+    from .codec import decode, pool
+
+    dataset = h5file[where.dataset]
+    shape = tuple(s.stop - s.start for s in region)
+    count = int(np.prod([len(range(s.start - s.start % c, s.stop, c))
+                         for s, c in zip(region, where.stored)]))
+    out = (np.empty(shape, dataset.dtype) if len(chunks) == count
+           else np.full(shape, dataset.fillvalue, dataset.dtype))
+
+    def one(chunk):
+        start, offset, size, _ = chunk
+        raw = (remote.read_range(offset, size) if remote is not None
+               else dataset.id.read_direct_chunk(start)[1])
+        data = decode(raw, dataset.dtype, where.stored, where.filters)
+        src, dst = [], []
+        for s, c0, n in zip(region, start, where.stored):
+            lo, hi = max(s.start, c0), min(s.stop, c0 + n)
+            src.append(slice(lo - c0, hi - c0))
+            dst.append(slice(lo - s.start, hi - s.start))
+        out[tuple(dst)] = data[tuple(src)]
+
+    for _ in pool().map(one, chunks):
+        pass
+    return out
 
 
 def compute(*arrays, progress: bool = True, **kwargs):

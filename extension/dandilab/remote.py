@@ -13,8 +13,9 @@ opens with its ``fileobj`` driver. What it does, and why (measured in
   block cache; large reads (stored chunks) are fetched exactly, so the bytes
   fetched stay close to the bytes touched. After two contiguous large reads the
   next one is prefetched in the background, hiding the round trip behind transfer.
-- ``prefetch(ranges)`` fetches many byte ranges in parallel (``to_dask`` uses it
-  with the stored chunks of a task, outside h5py's global lock).
+- ``prefetch(ranges)`` fetches many byte ranges in parallel and ``read_range`` hands
+  them out (``to_dask`` and the widgets read stored chunks so and decode them
+  themselves, outside h5py's global lock: ``dandilab.codec``).
 - The block cache is persisted under the cache directory, keyed by the content's
   ETag and size (DANDI blobs are immutable; the ETag is the asset's
   ``dandi:dandi-etag`` digest), so a second open, in any process or by any user
@@ -171,6 +172,17 @@ class RemoteFile(io.RawIOBase):
             for f in futures:
                 f.result()
         return futures
+
+    def read_range(self, offset: int, n: int) -> bytes:
+        """Bytes ``[offset, offset + n)`` for a caller that reads chunks itself: from
+        prefetched data (waiting for its fetch), else fetched exactly. Unlike ``pread``
+        it does not count as a sequential scan, so it starts no read-ahead."""
+        data = self._from_data(offset, n)
+        if data is not None:
+            return data
+        if n < LARGE:
+            return self.pread(offset, n)
+        return self._fetch(offset, min(n, self.size - offset))
 
     def discard(self, ranges) -> None:
         """Forget prefetched data of these ranges (as given to ``prefetch``)."""

@@ -2,7 +2,7 @@
 
 ``ChunkedSeries(dataset)`` reads whole stored chunks (the unit HDF5 stores and S3 serves),
 fetches the missing ones in parallel (remote files: ``RemoteFile.prefetch``), decodes
-gzip/shuffle chunks itself in a thread pool (zlib releases the GIL; h5py decodes one
+gzip/shuffle chunks itself in a thread pool (``dandilab.codec``: inflate releases the GIL; h5py decodes one
 chunk at a time under its global lock), keeps decoded chunks in an LRU, and reduces each
 piece into min/max bins as it goes, so a window never exists in memory at full rate.
 
@@ -16,20 +16,18 @@ from __future__ import annotations
 
 import os
 import threading
-import zlib
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..codec import decode, filters_of, pool
+
 __all__ = ["ChunkedSeries", "Window", "minmax_bins"]
 
 CACHE_BYTES = int(float(os.environ.get("DANDILAB_WIDGET_CACHE_MB", "512")) * 1e6)
 MAX_BYTES = int(float(os.environ.get("DANDILAB_WIDGET_WINDOW_MB", "256")) * 1e6)
-_DEFLATE, _SHUFFLE = 1, 2
-_decoders = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
-                               thread_name_prefix="dandilab-decode")
 _ahead_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dandilab-ahead")
 
 
@@ -110,13 +108,8 @@ class ChunkedSeries:
 
     # -- what is stored where ---------------------------------------------------------
     def _plain_filters(self) -> bool:
-        if self.dtype.kind not in "iuf":
-            return False
-        plist = self.ds.id.get_create_plist()
-        ids = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
-        self._shuffle = _SHUFFLE in ids
-        self._deflate = _DEFLATE in ids
-        return ids in ([], [_DEFLATE], [_SHUFFLE, _DEFLATE], [_SHUFFLE])
+        self._filters = filters_of(self.ds)
+        return self._filters is not None
 
     def info(self, r: int, c: int):
         """(byte offset, stored size, filter mask) of chunk (row r, column c), or None."""
@@ -148,16 +141,7 @@ class ChunkedSeries:
         return slice(r * cr, min(n, (r + 1) * cr)), slice(c * cc, min(m, (c + 1) * cc))
 
     def _decode(self, raw: bytes, r: int, c: int) -> np.ndarray:
-        cr, cc = self.chunks
-        data = zlib.decompress(raw) if self._deflate else raw
-        if self._shuffle and self.dtype.itemsize > 1:
-            planes = np.frombuffer(data, np.uint8).reshape(self.dtype.itemsize, -1)
-            out = np.empty((planes.shape[1], self.dtype.itemsize), np.uint8)
-            for k in range(self.dtype.itemsize):
-                out[:, k] = planes[k]
-            arr = out.view(self.dtype).reshape(cr, cc)
-        else:
-            arr = np.frombuffer(data, self.dtype).reshape(cr, cc)
+        arr = decode(raw, self.dtype, self.chunks, self._filters)
         rows, cols = self._region(r, c)
         return arr[: rows.stop - rows.start, : cols.stop - cols.start]
 
@@ -189,12 +173,12 @@ class ChunkedSeries:
                     off, size, mask = infos[k]
                     if mask:  # a filter was skipped for this chunk: let HDF5 decode it
                         return self.ds[self._region(*k)]
-                    raw = (self._prefetched(off, size) if self.remote is not None
+                    raw = (self.remote.read_range(off, size) if self.remote is not None
                            else self.ds.id.read_direct_chunk(
                                (k[0] * self.chunks[0], k[1] * self.chunks[1])[: self.ds.ndim])[1])
                     return self._decode(raw, *k)
 
-                decoded = dict(zip(present, _decoders.map(one, present)))
+                decoded = dict(zip(present, pool().map(one, present)))
             else:
                 decoded = {k: self._read_h5(k) for k in present}
         finally:
@@ -205,13 +189,6 @@ class ChunkedSeries:
             self.bytes_read += infos[k][1]
         out.update(decoded)
         return out
-
-    def _prefetched(self, offset: int, size: int) -> bytes:
-        """A chunk's bytes from the RemoteFile's prefetched data (waiting for its fetch);
-        ``pread`` would also do, but would count our parallel reads as a sequential scan
-        and read ahead of them."""
-        data = self.remote._from_data(offset, size)
-        return data if data is not None else self.remote.pread(offset, size)
 
     def _read_h5(self, k) -> np.ndarray:
         rows, cols = self._region(*k)
