@@ -15,6 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SYNTHETIC = "000999"
@@ -125,7 +126,21 @@ SYNTHETIC_ASSETS = [
     SyntheticAsset("0a000000-0000-4000-8000-000000000004", "sub-01/sub-01_image.zarr",
                    zarr="2a000000-0000-4000-8000-000000000004"),
 ]
-ZARR_KEYS = {".zgroup": b'{"zarr_format": 2}', "0/.zarray": b'{"shape": [4]}', "0/0": b"\x00" * 16}
+# A small but valid OME-Zarr (v0.4 multiscales, zarr v2): one level, a 4 x 6 uint16
+# image stored as four uncompressed 2 x 3 chunks holding 0..23.
+ZARR_IMAGE = np.arange(24, dtype="<u2").reshape(4, 6)
+ZARR_KEYS = {
+    ".zgroup": b'{"zarr_format": 2}',
+    ".zattrs": json.dumps({"multiscales": [{
+        "version": "0.4", "name": "image", "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [1.0, 1.0]}]}],
+        "axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]}]}).encode(),
+    "0/.zarray": json.dumps({"zarr_format": 2, "shape": [4, 6], "chunks": [2, 3],
+                             "dtype": "<u2", "compressor": None, "fill_value": 0,
+                             "order": "C", "filters": None}).encode(),
+    **{f"0/{i}.{j}": ZARR_IMAGE[2 * i:2 * i + 2, 3 * j:3 * j + 3].tobytes()
+       for i in range(2) for j in range(2)},
+}
 
 
 def write_synthetic_dandiset(archive: Path) -> dict[str, Path]:

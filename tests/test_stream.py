@@ -192,3 +192,75 @@ def test_real_000006_files_read_identically(real_dandisets, shared_fixtures):
             assert nwb.session_start_time is not None
             with open_hdf5(asset) as remote_file, h5py.File(local, "r") as local_file:
                 assert _assert_same_tree(remote_file, local_file) > 10
+
+
+@pytest.mark.parametrize("size", [1_000, 70_000, 3_000_000])
+def test_remote_reads_are_byte_exact(tmp_path, size):
+    """Reads of every size, across the short head block, block boundaries and the tail,
+    return the file's bytes, before and after the blocks are persisted and reloaded."""
+    from dandihub.localarchive.blobstore import BlobStore
+
+    content = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    (tmp_path / "blob").write_bytes(content)
+    rng = np.random.default_rng(0)
+    edges = [0, remote.HEAD - 5, remote.BLOCK - 3, size - remote.TAIL - 2, size - 10]
+    reads = [(max(0, min(o, size - 1)), n) for o in edges for n in (1, 10, 5000)]
+    reads += [(int(rng.integers(0, size)), int(rng.choice([7, 4096, 300_000]))) for _ in range(60)]
+    with BlobStore(tmp_path / "s3") as s3:
+        s3.upload_file(tmp_path / "blob", "blobs/abc/def/blob")
+        url = f"{s3.endpoint_url}/{s3.bucket}/blobs/abc/def/blob"
+        cache = tmp_path / "rcache"
+        for attempt in range(2):  # the second open reads the persisted blocks
+            f = remote.RemoteFile(url, cache=cache)
+            for offset, n in reads:
+                f.seek(offset)
+                assert f.read(n) == content[offset:offset + n], (attempt, offset, n)
+            f.close()
+
+
+@pytest.mark.fixtures
+def test_files_sharing_specifications_share_a_type_map(shared_fixtures):
+    """open_nwb reuses the namespaces loaded for a file with the same cached specifications,
+    and every object of every fixture file comes out as pynwb's own read makes it."""
+    import pynwb
+    from dandilab import stream
+
+    files = sorted(p for p in (shared_fixtures / "nwb").glob("*.nwb")
+                   if not p.name.startswith(("legacy_nwb1", "hdmfzarr")))
+    assert files, "no NWB 2 fixtures"
+    stream._type_maps.clear()
+    for _ in range(2):  # the second round reuses every type map
+        for path in files:
+            with pynwb.NWBHDF5IO(str(path), "r", load_namespaces=True) as io:
+                expected = {o.object_id: (type(o).__name__, o.name)
+                            for o in io.read().all_children() if hasattr(o, "object_id")}
+            with open_nwb(path) as nwb:
+                got = {o.object_id: (type(o).__name__, o.name)
+                       for o in nwb.all_children() if hasattr(o, "object_id")}
+            assert got == expected, path.name
+    # the two 000006 files were written together: one type map serves both
+    assert 0 < len(stream._type_maps) < len(files)
+
+
+def test_open_zarr_reads_an_ome_zarr_asset(archive, local_archive, tmp_path):
+    """open_zarr over the archive's S3 (anonymous): by Asset, by DANDI reference and by
+    asset id the same OME-Zarr; its arrays read exactly and go to Dask by stored chunks."""
+    from dandilab.arrays import to_dask
+    from dandilab.stream import open_zarr
+
+    from .localarchive_fixtures import ZARR_IMAGE
+
+    dandiset = archive.dandiset(SYNTHETIC, "draft")
+    (asset,) = [a for a in dandiset.assets() if a.path.endswith(".zarr")]
+    assert asset.is_zarr
+    for ref in (asset, f"DANDI:{SYNTHETIC}/draft/{asset.path}", asset.identifier):
+        group = open_zarr(ref, archive=archive)
+        assert group.attrs["multiscales"][0]["datasets"][0]["path"] == "0"
+        np.testing.assert_array_equal(group["0"][:], ZARR_IMAGE)
+        np.testing.assert_array_equal(group["0"][1:3, 2:5], ZARR_IMAGE[1:3, 2:5])
+    image = to_dask(group["0"], limit=2 * 3 * 2)
+    assert image.chunks == ((2, 2), (3, 3))
+    np.testing.assert_array_equal(image.compute(), ZARR_IMAGE)
+    assert asset.open()["0"].shape == (4, 6)  # Asset.open picks open_zarr for a zarr
+    with pytest.raises(NotFound, match="nope.zarr"):
+        open_zarr(f"DANDI:{SYNTHETIC}/draft/sub-01/nope.zarr", archive=archive)

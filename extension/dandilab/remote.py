@@ -46,8 +46,8 @@ from .cache import cache_dir
 __all__ = ["RemoteFile", "RemoteReadError", "source_of"]
 
 BLOCK = 256 * 1024  # the block of the block cache: one small read costs one such request
-HEAD = 1024 * 1024  # fetched at open, with the tail: where h5py/pynwb put their metadata
-TAIL = 1024 * 1024
+HEAD = 64 * 1024  # fetched at open, with the tail: where h5py/pynwb put their metadata
+TAIL = 1024 * 1024  # (a pynwb open of the demo files reads the first 8 KB and ~550 KB at the end)
 LARGE = 256 * 1024  # reads at least this big are data: fetched exactly, not cached as blocks
 PART = 16 * 1024 * 1024  # prefetches split into requests of at most this size
 DATA_CACHE = 256 * 1024 * 1024  # in-memory bytes of prefetched data kept per file
@@ -152,8 +152,8 @@ class RemoteFile(io.RawIOBase):
         first = offset // BLOCK
         if first == (offset + n - 1) // BLOCK:  # the common case: metadata within one block
             block = self._blocks.get(first)
-            if block is not None:
-                skip = offset - first * BLOCK
+            skip = offset - first * BLOCK
+            if block is not None and skip + n <= len(block):  # (the head may be a short block)
                 return block[skip:skip + n]
         data = self._from_data(offset, n)
         return data if data is not None else self._read_blocks(offset, n)
@@ -221,7 +221,7 @@ class RemoteFile(io.RawIOBase):
     def _read_blocks(self, offset: int, n: int) -> bytes:
         first, last = offset // BLOCK, (offset + n - 1) // BLOCK
         with self._lock:
-            missing = [b for b in range(first, last + 1) if b not in self._blocks]
+            missing = [b for b in range(first, last + 1) if not self._whole(b)]
         # one request per run of contiguous missing blocks
         runs: list[list[int]] = []
         for b in missing:
@@ -240,6 +240,11 @@ class RemoteFile(io.RawIOBase):
             joined = b"".join(self._blocks[b] for b in range(first, last + 1))
         skip = offset - first * BLOCK
         return joined[skip:skip + n]
+
+    def _whole(self, b: int) -> bool:
+        """Whether block ``b`` is cached in full (the head's block may be shorter)."""
+        block = self._blocks.get(b)
+        return block is not None and (len(block) == BLOCK or b * BLOCK + len(block) == self.size)
 
     def _from_data(self, offset: int, n: int, peek: bool = False):
         """The bytes from prefetched data (waiting for an in-flight fetch), else None."""
@@ -361,12 +366,13 @@ class RemoteFile(io.RawIOBase):
             start = max(0, self.size - TAIL)
             tail_body = self._fetch(start, self.size - start)
         with self._lock:
-            for b in range(len(head) // BLOCK + (len(head) == self.size)):
+            for b in range(-(-len(head) // BLOCK)):  # the last one may be short
                 self._blocks[b] = head[b * BLOCK:(b + 1) * BLOCK]
             first = -(-start // BLOCK)
             for b in range(first, -(-self.size // BLOCK)):
                 lo = b * BLOCK - start
-                self._blocks.setdefault(b, tail_body[lo:lo + BLOCK])
+                if not self._whole(b):
+                    self._blocks[b] = tail_body[lo:lo + BLOCK]
             self._new_blocks = True
 
     # -- persistence ----------------------------------------------------------------------
