@@ -197,6 +197,40 @@ def test_downloads_through_faults_are_exact_or_fail_clearly(flaky, local_archive
     assert counts["exact"] >= DOWNLOADS // 2, counts
 
 
+def test_library_downloads_through_faults_are_exact_or_fail_clearly(flaky, local_archive_dir,
+                                                                    artifacts, tmp_path,
+                                                                    monkeypatch):
+    """Asset.download (dandi's download iterators, resume from the .part file, digest check)
+    through the same faults: every file it leaves is exact, every failure names the asset."""
+    from dandilab import downloads
+    from dandilab.archive import ArchiveUnavailable
+    from dandilab.downloads import DownloadError
+
+    monkeypatch.setattr("dandi.dandiapi.DOWNLOAD_TIMEOUT", CLIENT_TIMEOUT * 2)
+    monkeypatch.setattr(downloads, "ATTEMPTS", 4)
+    expected = (local_archive_dir / "blobs" / NWB.blob).read_bytes()
+    flaky.api.reset_stats(), flaky.s3.reset_stats()
+    counts = {"downloads": 0, "exact": 0, "clear_errors": 0, "wrong_bytes": 0, "errors": []}
+    flaky.api.faults = flaky.s3.faults = {**FAULTS}
+    try:
+        for i in range(DOWNLOADS):
+            counts["downloads"] += 1
+            try:
+                asset = Archive(flaky.api_url).dandiset(SYNTHETIC, "draft").asset(NWB.path)
+                path = asset.download(tmp_path / str(i), progress=False)
+            except (DownloadError, ArchiveUnavailable) as e:
+                assert NWB.path in str(e) or flaky.api_url in str(e), e
+                counts["clear_errors"] += 1
+                counts["errors"].append(str(e)[:200])
+                continue
+            counts["exact" if path.read_bytes() == expected else "wrong_bytes"] += 1
+    finally:
+        flaky.api.faults = flaky.s3.faults = {}
+    report("library_downloads", counts, flaky, artifacts)
+    assert counts["wrong_bytes"] == 0
+    assert counts["exact"] >= DOWNLOADS // 2, counts
+
+
 # --- sign-in while the archive is down --------------------------------------------------
 
 

@@ -31,6 +31,8 @@ _LAZY: dict[str, str] = {
     "open_zarr": "stream",
     "open_hdf5": "stream",
     "NWBError": "stream",
+    "download": "downloads",
+    "DownloadError": "downloads",
     "to_dask": "arrays",
     "compute": "arrays",
     "cluster": "cluster",

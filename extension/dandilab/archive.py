@@ -182,6 +182,13 @@ class Asset:
             return urls[0]
         raise NotFound(f"{self} has no contentUrl in its metadata on {self.archive.url}")
 
+    def download(self, to=".", *, progress: bool = True):
+        """A local copy at ``to/<path>``: resumable, checked against the archive's digest,
+        with a progress bar (``dandilab.downloads``). Returns its path."""
+        from .downloads import download
+
+        return download(self, to, progress=progress)
+
     def open(self, **kwargs):
         """``open_zarr(self)`` for a zarr, else ``open_nwb(self)``."""
         from .stream import open_nwb, open_zarr
