@@ -14,6 +14,7 @@ benchmarks/results/streaming.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ CACHE = REPO / ".cache" / "bench"
 RESULTS = REPO / "benchmarks" / "results" / "streaming.json"
 sys.path[:0] = [str(REPO / "hub"), str(REPO / "extension")]
 
-from dandihub.localarchive import netproxy  # noqa: E402 (after the path set-up)
+from dandihub.localarchive import netproxy  # (after the path set-up)
 
 METHODS = ["local (floor)", "remfile", "fsspec", "fsspec-blockcache", "dandilab cold",
            "dandilab warm"]
@@ -61,11 +62,13 @@ def build_files(seconds: float) -> dict[str, Path]:
 def upload(s3server, files: dict, keys: dict) -> dict[str, str]:
     """Put the files in the local archive's S3 server (kept between runs); their ETags."""
     client = s3server.client()
+    from botocore.exceptions import ClientError
+
     etags = {}
     for kind, path in files.items():
         try:
             head = client.head_object(Bucket=s3server.bucket, Key=keys[kind])
-        except Exception:
+        except ClientError:  # not there yet
             head = None
         if head is None or head["ContentLength"] != path.stat().st_size:
             t = time.time()
@@ -178,7 +181,7 @@ def dask_mean(method, files, urls, s3, etags, h5file, client):
     parts = [da.from_delayed(
         __import__("dask").delayed(_task)(method, files, urls, s3, etags,
                                          (slice(int(a), int(b)), slice(None))),
-        shape=(1, dset.shape[1]), dtype=np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
+        shape=(1, dset.shape[1]), dtype=np.int64) for a, b in itertools.pairwise(bounds)]
     future = client.compute(da.concatenate(parts).sum(axis=0) / dset.shape[0])
     try:
         return future.result(timeout=DASK_TIMEOUT)
@@ -205,7 +208,7 @@ def run(args) -> list[dict]:
                                    dashboard_address=":0")
             client = Client(cluster)
             try:
-                return measure(files, urls, s3, etags, proxy, client, args)
+                return measure(files, urls, s3, etags, proxy, client, args.methods)
             finally:
                 client.close()
                 cluster.close()
@@ -213,7 +216,7 @@ def run(args) -> list[dict]:
             proxy.close()
 
 
-def measure(files, urls, s3, etags, proxy, client, args) -> list[dict]:
+def measure(files, urls, s3, etags, proxy, client, methods) -> list[dict]:
     rows = []
     # warm imports and pynwb's namespace loading once, outside every timing, each method
     # with its own reader (dandilab's open_nwb keeps the namespaces of a file it has read
@@ -224,63 +227,71 @@ def measure(files, urls, s3, etags, proxy, client, args) -> list[dict]:
     with h5py.File(files["ecephys"], "r") as f:
         read_nwb(f)[0].close()
     open_nwb(files["ophys"]).close()
-    for method in METHODS:
-        open_h5 = opener(method, files, urls, s3, etags)
-
-        def timed(operation, fn):
-            proxy.reset()
-            t = time.perf_counter()
-            try:
-                result = fn()
-            except TimeoutError:
-                result = None
-            seconds = time.perf_counter() - t
-            stats = proxy.stats()
-            if result is None:
-                seconds = None  # did not finish within DASK_TIMEOUT
-            rows.append({"method": method, "operation": operation, "seconds": seconds,
-                         "requests": stats["requests"], "bytes": stats["bytes"]})
-            shown = f"{seconds:8.3f} s" if seconds is not None else " timeout  "
-            print(f"{method:>18}  {operation:<34} {shown} {stats['requests']:6d} req "
-                  f"{stats['bytes'] / 1e6:9.1f} MB", flush=True)
-            return result
-
-        def open_both():
-            if method.startswith("dandilab"):  # the library's own open_nwb
-                nwb = open_nwb(dandilab_source("ecephys", files, urls, etags))
-                return nwb.acquisition["ElectricalSeries"].data.file, None, nwb, nwb
-            h5, raw = open_h5("ecephys")
-            io, nwb = read_nwb(h5)
-            return h5, raw, io, nwb
-
-        h5, raw, io, nwb = timed("open_nwb", open_both)
-        series = timed(OPERATIONS[1], lambda: nwb.acquisition["ElectricalSeries"].data[0:30000,
-                                                                                      0:384])
-        assert series.shape == (30000, 384)
-
-        def frames():
-            oh5, oraw = open_h5("ophys")
-            data = oh5[TPS]
-            out = [data[i] for i in (0, data.shape[0] // 2, data.shape[0] - 1)]
-            oh5.close()
-            if oraw is not None:
-                oraw.close()
-            return out
-
-        timed(OPERATIONS[2], frames)
-        means = timed(OPERATIONS[3], lambda: dask_mean(method, files, urls, s3, etags, h5, client))
-        assert means is None or means.shape == (384,)
-        io.close()
-        h5.close() if h5.id.valid else None
-        if raw is not None:
-            raw.close()
+    for method in methods:
+        measure_method(method, files, urls, s3, etags, proxy, client, rows)
     return rows
+
+
+def measure_method(method, files, urls, s3, etags, proxy, client, rows) -> None:
+    """The four operations of one method, appended to ``rows``."""
+    from dandilab.stream import open_nwb
+
+    open_h5 = opener(method, files, urls, s3, etags)
+
+    def timed(operation, fn):
+        proxy.reset()
+        t = time.perf_counter()
+        try:
+            result = fn()
+        except TimeoutError:
+            result = None
+        seconds = time.perf_counter() - t
+        stats = proxy.stats()
+        if result is None:
+            seconds = None  # did not finish within DASK_TIMEOUT
+        rows.append({"method": method, "operation": operation, "seconds": seconds,
+                     "requests": stats["requests"], "bytes": stats["bytes"]})
+        shown = f"{seconds:8.3f} s" if seconds is not None else " timeout  "
+        rate = f"{stats['bytes'] / seconds / 1e6:7.1f} MB/s" if seconds and stats["bytes"] else ""
+        print(f"{method:>18}  {operation:<34} {shown} {stats['requests']:6d} req "
+              f"{stats['bytes'] / 1e6:9.1f} MB {rate}", flush=True)
+        return result
+
+    def open_both():
+        if method.startswith("dandilab"):  # the library's own open_nwb
+            nwb = open_nwb(dandilab_source("ecephys", files, urls, etags))
+            return nwb.acquisition["ElectricalSeries"].data.file, None, nwb, nwb
+        h5, raw = open_h5("ecephys")
+        io, nwb = read_nwb(h5)
+        return h5, raw, io, nwb
+
+    def frames():
+        oh5, oraw = open_h5("ophys")
+        data = oh5[TPS]
+        out = [data[i] for i in (0, data.shape[0] // 2, data.shape[0] - 1)]
+        oh5.close()
+        if oraw is not None:
+            oraw.close()
+        return out
+
+    h5, raw, io, nwb = timed("open_nwb", open_both)
+    data = nwb.acquisition["ElectricalSeries"].data
+    series = timed(OPERATIONS[1], lambda: data[0:30000, 0:384])
+    assert series.shape == (30000, 384)
+    timed(OPERATIONS[2], frames)
+    means = timed(OPERATIONS[3], lambda: dask_mean(method, files, urls, s3, etags, h5, client))
+    assert means is None or means.shape == (384,)
+    io.close()
+    if h5.id.valid:
+        h5.close()
+    if raw is not None:
+        raw.close()
 
 
 def table(rows, args) -> str:
     by = {(r["method"], r["operation"]): r for r in rows}
-    lines = [f"RTT {args.rtt * 1000:g} ms, bandwidth cap {args.bandwidth / 1e6:g} MB/s; "
-             "seconds (ratio to dandilab cold), requests, MB"]
+    lines = [(f"RTT {args.rtt * 1000:g} ms, bandwidth cap {args.bandwidth / 1e6:g} MB/s; "
+              "seconds (ratio to dandilab cold), requests, MB")]
     header = f"{'operation':<34}" + "".join(f"{m:>28}" for m in METHODS)
     lines += [header, "-" * len(header)]
     for op in OPERATIONS:
@@ -306,7 +317,12 @@ def main(argv=None) -> int:
     parser.add_argument("--rtt", type=float, default=0.020)
     parser.add_argument("--bandwidth", type=float, default=100e6)
     parser.add_argument("--seconds", type=float, default=60.0, help="ecephys session length")
+    parser.add_argument("--methods", type=lambda v: v.split(","), default=METHODS,
+                        help="a comma-separated subset of: " + ", ".join(METHODS))
     args = parser.parse_args(argv)
+    unknown = set(args.methods) - set(METHODS)
+    if unknown:
+        parser.error(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
     started = time.time()
     rows = run(args)
     print()

@@ -5,10 +5,13 @@ two chunks at once. Reading a chunk's stored bytes (``RemoteFile.prefetch`` for 
 files, ``read_direct_chunk`` for local ones) and decoding them here runs in parallel
 threads: inflate releases the GIL. ISA-L's inflate (``isal``) is used when installed:
 measured on the demo ecephys chunks (78125 x 64 int16, gzip 4 + shuffle), it inflates
-in 0.35 s what zlib does in 0.74 s and h5py reads in 0.97 s.
+in 0.35 s what zlib does in 0.74 s and h5py reads in 0.97 s; numcodecs (zarr's codecs)
+undoes the shuffle.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -50,9 +53,16 @@ def decode(raw, dtype, chunk_shape, filters: Filters) -> np.ndarray:
     dtype = np.dtype(dtype)
     data = _inflate(raw) if filters.deflate else raw
     if filters.shuffle and dtype.itemsize > 1:
-        planes = np.frombuffer(data, np.uint8).reshape(dtype.itemsize, -1)
-        return np.ascontiguousarray(planes.T).view(dtype).reshape(chunk_shape)
+        data = _unshuffle(dtype.itemsize).decode(data)
     return np.frombuffer(data, dtype).reshape(chunk_shape)
+
+
+@functools.cache
+def _unshuffle(itemsize: int):
+    """numcodecs' byte shuffle (zarr's; 4x faster than a numpy transpose here)."""
+    from numcodecs import Shuffle
+
+    return Shuffle(elementsize=itemsize)
 
 
 _pool = None
