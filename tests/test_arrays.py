@@ -80,10 +80,10 @@ def test_computes_on_distributed_workers(served):
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
-        with open_nwb(served["url"]) as nwb:
-            array = to_dask(nwb.acquisition["ElectricalSeries"].data, limit=100_000)
-            mean = client.compute(array.mean(axis=0)).result(timeout=120)
+                      dashboard_address=":0") as cluster, Client(cluster) as client, \
+            open_nwb(served["url"]) as nwb:
+        array = to_dask(nwb.acquisition["ElectricalSeries"].data, limit=100_000)
+        mean = client.compute(array.mean(axis=0)).result(timeout=120)
     np.testing.assert_allclose(mean, served["expected"].mean(axis=0))
 
 

@@ -48,7 +48,7 @@ c.ClusterConfig.worker_cores = 1
 c.ClusterConfig.worker_memory = "1 G"
 c.ClusterConfig.idle_timeout = 120
 """)
-    log = open(tmp_path / "gateway.log", "w")
+    log = open(tmp_path / "gateway.log", "w")  # noqa: SIM115 - the server writes it until the fixture ends
     server = subprocess.Popen([str(bin_dir / "dask-gateway-server"), "-f", str(config)],
                               cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
                               env=dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}"))

@@ -13,9 +13,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from dandihub.localarchive import demo
 
 from .paths import DEMO_HUB_DATA
-from dandihub.localarchive import demo
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -70,7 +70,7 @@ def test_ctrl_c_stops_everything_it_started(tmp_path):
 
     hub = RunningHub(tmp_path, "--demo", "--demo-profile", "small", start_timeout=300).start()
     try:
-        client, answer = login(hub.url, re.search(r"'demo'.*\n\s+([0-9a-f]{40})", hub.log).group(1))
+        client, _ = login(hub.url, re.search(r"'demo'.*\n\s+([0-9a-f]{40})", hub.log).group(1))
         start_server(client, "demo")
         started = psutil.Process(hub.proc.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in started)
@@ -79,5 +79,5 @@ def test_ctrl_c_stops_everything_it_started(tmp_path):
     finally:
         hub.stop()
     assert hub.proc.returncode == 0
-    gone, alive = psutil.wait_procs(started, timeout=30)
+    _, alive = psutil.wait_procs(started, timeout=30)
     assert not alive, f"left running after Ctrl-C: {[p.cmdline() for p in alive]}"

@@ -80,15 +80,15 @@ def test_injected_status(upstream, kind):
 
 
 def test_injected_reset_truncates_the_body(upstream):
-    with NetProxy(upstream, rtt=0, bandwidth=None, faults={"reset": 1.0}) as proxy:
-        with pytest.raises((http.client.IncompleteRead, ConnectionError, urllib.error.URLError)):
-            get(f"{proxy.url}/x")
+    with NetProxy(upstream, rtt=0, bandwidth=None, faults={"reset": 1.0}) as proxy, \
+            pytest.raises((http.client.IncompleteRead, ConnectionError, urllib.error.URLError)):
+        get(f"{proxy.url}/x")
 
 
 def test_injected_stall(upstream):
-    with NetProxy(upstream, rtt=0, bandwidth=None, faults={"stall": 1.0}, stall=5) as proxy:
-        with pytest.raises((TimeoutError, urllib.error.URLError)):
-            get(f"{proxy.url}/x", timeout=0.5)
+    with NetProxy(upstream, rtt=0, bandwidth=None, faults={"stall": 1.0}, stall=5) as proxy, \
+            pytest.raises((TimeoutError, urllib.error.URLError)):
+        get(f"{proxy.url}/x", timeout=0.5)
 
 
 def test_fault_fraction_is_reproducible(upstream):

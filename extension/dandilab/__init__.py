@@ -44,7 +44,7 @@ _LAZY: dict[str, str] = {
     "view_for": "widgets",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *_LAZY]  # noqa: PLE0604 - _LAZY's keys are the names
 
 
 def __getattr__(name: str) -> Any:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sys
 import resource
 import shutil
 import signal
+import sys
 import time
 from functools import partial
 from pathlib import Path

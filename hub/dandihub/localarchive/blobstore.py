@@ -116,7 +116,7 @@ class BlobStore:
     def _answers(self) -> bool:
         try:
             self.client().head_bucket(Bucket=self.bucket)
-        except Exception:  # not up yet: connection refused, or bucket not configured yet
+        except Exception:  # noqa: BLE001 - not up yet: connection refused, or bucket not configured yet
             return False
         return True
 
