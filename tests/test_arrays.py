@@ -117,10 +117,24 @@ def test_local_files_and_zarr(served, tmp_path):
     np.testing.assert_array_equal(array.compute(), z[:])
 
 
-def test_compute_shows_progress_only_when_slow(served, capsys):
+def test_computations_show_progress_only_when_slow(served, capsys, monkeypatch):
+    import time
+
+    arrays.show_progress(False)
     with open_nwb(served["url"]) as nwb:
-        (total,) = arrays.compute(to_dask(nwb.acquisition["ElectricalSeries"].data).sum())
-    assert total == served["expected"].sum(dtype=np.int64)
+        data = to_dask(nwb.acquisition["ElectricalSeries"].data, limit=100_000)
+        (total,) = arrays.compute(data.sum())  # quick: no bar
+        assert total == served["expected"].sum(dtype=np.int64)
+        data.sum().compute(scheduler="threads")
+        assert "dandilab" not in capsys.readouterr().err
+        monkeypatch.setattr(arrays, "PROGRESS_DELAY", 0.2)
+        arrays.show_progress(False)
+        arrays.show_progress()  # again, with the shorter delay
+        slow = data.map_blocks(lambda b: (time.sleep(0.1), b)[1], dtype=data.dtype)
+        assert slow.sum().compute(scheduler="threads") == total
+    err = capsys.readouterr().err
+    assert "dandilab" in err and "100%" in err  # tqdm's bar, to its end
+    arrays.show_progress(False)
 
 
 @pytest.mark.parametrize("filters", [{"compression": "gzip", "shuffle": True},

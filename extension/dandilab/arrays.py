@@ -21,9 +21,11 @@ import numpy as np
 from dask.base import tokenize
 from dask.utils import parse_bytes
 
-__all__ = ["compute", "to_dask"]
+__all__ = ["compute", "show_progress", "to_dask"]
 
 DEFAULT_LIMIT = 64 * 1024 * 1024
+PROGRESS_DELAY = 2.0  # seconds before a computation shows a progress bar
+_progress = None  # the tqdm callback registered with dask's local schedulers
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ def to_dask(dataset, chunks="auto", limit: int | str = DEFAULT_LIMIT) -> da.Arra
     """
     if hasattr(dataset, "data") and not hasattr(dataset, "dtype"):
         dataset = dataset.data
+    show_progress()
     if _is_zarr(dataset):
         return da.from_zarr(dataset, chunks=_task_chunks(dataset, chunks, limit))
     import h5py
@@ -192,6 +195,22 @@ def _decode_region(where: _Where, remote, h5file, region, chunks) -> np.ndarray:
     return out
 
 
+def show_progress(on: bool = True) -> None:
+    """Progress bars (tqdm.auto) for computations on dask's local schedulers that last
+    more than ``PROGRESS_DELAY`` seconds. ``to_dask`` turns them on (unless
+    ``$DANDILAB_PROGRESS`` is 0); ``show_progress(False)`` turns them off. On a
+    distributed cluster, ``dandilab.compute`` shows the bar."""
+    global _progress
+    if on and _progress is None and os.environ.get("DANDILAB_PROGRESS", "1") != "0":
+        from tqdm.dask import TqdmCallback
+
+        _progress = TqdmCallback(delay=PROGRESS_DELAY, desc="dandilab")
+        _progress.register()
+    elif not on and _progress is not None:
+        _progress.unregister()
+        _progress = None
+
+
 def compute(*arrays, progress: bool = True, **kwargs):
     """``dask.compute`` with a progress bar (tqdm.auto) when it takes more than 2 s.
 
@@ -210,15 +229,17 @@ def compute(*arrays, progress: bool = True, **kwargs):
     from tqdm.auto import tqdm
 
     if client is None:
+        if _progress is not None:  # the registered bar shows it
+            return dask.compute(*arrays, **kwargs)
         from tqdm.dask import TqdmCallback
 
-        with TqdmCallback(delay=2, desc="dandilab"):
+        with TqdmCallback(delay=PROGRESS_DELAY, desc="dandilab"):
             return dask.compute(*arrays, **kwargs)
     from distributed import as_completed, futures_of
 
     futures = client.compute(list(arrays), **kwargs)
     pending = futures_of(futures)
-    with tqdm(total=len(pending), delay=2, desc="dandilab") as bar:
+    with tqdm(total=len(pending), delay=PROGRESS_DELAY, desc="dandilab") as bar:
         for _ in as_completed(pending):
             bar.update()
     return tuple(f.result() for f in futures)
