@@ -35,6 +35,7 @@ _LAZY: dict[str, str] = {
     "DownloadError": "downloads",
     "to_dask": "arrays",
     "compute": "arrays",
+    "show_progress": "arrays",
     "cluster": "cluster",
     "RemoteReadError": "remote",
     "cache_dir": "cache",
