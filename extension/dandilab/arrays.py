@@ -144,12 +144,12 @@ def _handle(where: _Where):
             if where.path:
                 _handles[key] = (None, h5py.File(where.path, "r"))
             else:
-                from .remote import RemoteFile
+                from .remote import RemoteFile, open_h5
 
                 remote = RemoteFile(where.url, name=where.name, digest=where.digest,
                                     size=where.size, cache=where.cache,
                                     readahead=False)
-                _handles[key] = (remote, h5py.File(remote, "r"))
+                _handles[key] = (remote, open_h5(remote))
         return _handles[key]
 
 

@@ -26,6 +26,8 @@ opens with its ``fileobj`` driver. What it does, and why (measured in
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import io
 import json
@@ -43,7 +45,7 @@ import urllib3
 
 from .cache import cache_dir
 
-__all__ = ["RemoteFile", "RemoteReadError", "source_of"]
+__all__ = ["RemoteFile", "RemoteReadError", "open_h5", "source_of"]
 
 BLOCK = 256 * 1024  # the block of the block cache: one small read costs one such request
 HEAD = 64 * 1024  # fetched at open, with the tail: where h5py/pynwb put their metadata
@@ -474,6 +476,33 @@ def _coalesce(ranges, limit: int) -> list[tuple[int, int]]:
         else:
             spans.append([offset, offset + length])
     return [(a, b) for a, b in spans]
+
+
+_h5_files: weakref.WeakSet = weakref.WeakSet()
+
+
+def open_h5(remote: RemoteFile):
+    """``h5py.File(remote)``, closed before the interpreter exits if it is still open.
+
+    HDF5 closes the files still open when the process exits, after Python has been
+    finalised; for a file over a Python object (h5py's fileobj driver) that close calls
+    back into Python and the process dies with SIGSEGV. A kernel or script that never
+    closed a file it streamed would crash on exit; this closes such files while Python
+    still runs.
+    """
+    import h5py
+
+    h5file = h5py.File(remote, "r")
+    _h5_files.add(h5file)
+    return h5file
+
+
+@atexit.register
+def _close_h5_files() -> None:
+    for h5file in list(_h5_files):
+        with contextlib.suppress(Exception):  # exiting: close what can be closed
+            if h5file.id.valid:
+                h5file.close()
 
 
 def source_of(h5file) -> RemoteFile | None:

@@ -92,12 +92,12 @@ def open_hdf5(ref, path: str | None = None, *, cache=None, **kwargs) -> h5py.Fil
         if not source.path.exists():
             raise FileNotFoundError(f"{source.path} does not exist")
         return h5py.File(source.path, "r")
-    from .remote import RemoteFile
+    from .remote import RemoteFile, open_h5
 
     remote = RemoteFile(source.url, name=source.name, digest=source.digest, size=source.size,
                         cache=cache)
     try:
-        return h5py.File(remote, "r")
+        return open_h5(remote)
     except OSError as e:
         remote.close()
         if remote.requests and isinstance(e.__cause__ or e.__context__, OSError):
@@ -126,6 +126,9 @@ def open_nwb(ref, path: str | None = None, *, version: str | None = None,
 
     Only metadata is read here; datasets are h5py datasets whose slices read only
     the chunks they touch (``dandilab.to_dask`` for whole-series computations).
+    In IPython the file and its containers display as ``dandilab.widgets.NWBExplorer``
+    (the widgets are imported when one is first displayed; text frontends get pynwb's
+    repr).
     """
 
     source = resolve(ref, path, version=version, archive=archive)
@@ -145,7 +148,34 @@ def open_nwb(ref, path: str | None = None, *, version: str | None = None,
     remote = source_of(h5file)
     if remote is not None:
         remote.save()  # persist the metadata now: the next open, anywhere, is warm
+    _install_display_hook()
     return _closable(nwbfile, io, h5file)
+
+
+def _display_bundle(obj, include=None, exclude=None):
+    from .widgets import display_bundle  # first display: only now the widgets load
+
+    return display_bundle(obj, include, exclude)
+
+
+def _install_display_hook() -> None:
+    """In IPython, show what open_nwb returns as an explorer (``dandilab.widgets``)."""
+    import sys
+
+    if "IPython" not in sys.modules:  # not in IPython: nothing to display with
+        return
+    from IPython import get_ipython
+
+    ip = get_ipython()
+    if ip is None:
+        return
+    formatter = ip.display_formatter.mimebundle_formatter
+    # by name: no import of hdmf's container module needed here, and it keeps a hook
+    # already registered by dandilab.widgets (the same function behind this one)
+    try:
+        formatter.lookup_by_type("hdmf.container.AbstractContainer")
+    except KeyError:
+        formatter.for_type_by_name("hdmf.container", "AbstractContainer", _display_bundle)
 
 
 _type_maps: dict = {}
