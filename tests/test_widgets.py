@@ -126,6 +126,129 @@ def test_any_window_of_an_hour_at_30khz_on_384_channels_is_bounded(tmp_path):
         assert w.stats["bytes_read"] <= 64_000_000
 
 
+def test_window_is_drawn_progressively_cached_rows_first(files):
+    """With chunk row 0 decoded, a window over rows 0-2 yields first row 0 (the other bins
+    NaN: not drawn), then each row as it is decoded, in the direction asked, the last
+    complete and equal to ``window``."""
+    from dandilab.widgets import chunks
+    from dandilab.widgets.chunks import ChunkedSeries
+
+    chunks._cache = chunks._LRU(chunks.CACHE_BYTES)
+    with h5py.File(files["ecephys"], "r") as f:
+        ds = f["acquisition/ElectricalSeries/data"]
+        rows = ds.chunks[0]
+        series = ChunkedSeries(ds)
+        series.window(0, rows, None, 100)  # row 0 decoded and cached
+        steps = list(series.windows(0, ds.shape[0], None, 600))
+        assert [(w.rows_done, w.rows_total) for w in steps] == [(1, 3), (2, 3), (3, 3)]
+        assert [w.complete for w in steps] == [False, False, True]
+        first = steps[0]
+        in_row0 = first.starts < rows - (rows % -(-ds.shape[0] // 600))  # whole bins of row 0
+        assert np.isfinite(first.lo[:, in_row0]).all()
+        assert np.isnan(first.lo[:, first.starts >= rows]).all()  # not read yet
+        assert np.isnan(steps[1].hi[:, steps[1].starts >= 2 * rows]).all()
+        whole = series.window(0, ds.shape[0], None, 600)
+        np.testing.assert_array_equal(steps[-1].lo, whole.lo)
+        np.testing.assert_array_equal(steps[-1].hi, whole.hi)
+        assert np.isfinite(whole.lo).all()
+        edges = whole.starts
+        np.testing.assert_array_equal(whole.hi.T, np.maximum.reduceat(ds[:], edges, 0))
+        # backwards (a pan to the left): the last row first
+        chunks._cache = chunks._LRU(chunks.CACHE_BYTES)
+        back = list(ChunkedSeries(ds).windows(0, ds.shape[0], None, 600, direction=-1))
+        assert np.isfinite(back[0].lo[:, back[0].starts >= 2 * rows]).all()
+        assert np.isnan(back[0].lo[:, back[0].starts < 2 * rows - 600]).all()
+        np.testing.assert_array_equal(back[-1].lo, whole.lo)
+        # a newer request stops it between rows
+        chunks._cache = chunks._LRU(chunks.CACHE_BYTES)
+        stopped = list(ChunkedSeries(ds).windows(0, ds.shape[0], None, 600, stop=lambda: True))
+        assert stopped == [] or not stopped[-1].complete
+
+
+def test_view_says_loading_until_the_window_is_complete(read):
+    """A pan draws the part in memory at once with "loading k of n chunk rows", then
+    the rest; the complete drawing says nothing is loading and has every bin."""
+    from dandilab.widgets import chunks
+    from dandilab.widgets.series import TimeSeriesView
+
+    chunks._cache = chunks._LRU(chunks.CACHE_BYTES)
+    es = read("ecephys").acquisition["ElectricalSeries"]
+    view = TimeSeriesView(es, window=2.0, bins=400, prefetch=False).wait()  # row 0 only
+    assert view.timings[-1]["rows"] == [(1, 1)] and view.figure.loading == ""
+    shown = []
+    original = view.figure.show
+
+    def show(layers, **kw):
+        shown.append((kw.get("loading", ""), arr(layers[0]["hi"], np.float32).copy()))
+        original(layers, **kw)
+
+    view.figure.show = show
+    view.PAINT_EVERY = 0.0  # every row drawn as it comes
+    view.set_window(0.0, 6.0)
+    view.wait()
+    assert view.error is None
+    assert [text for text, _ in shown] == ["loading 1 of 3 chunk rows…",
+                                           "loading 2 of 3 chunk rows…", ""]
+    assert view.timings[-1]["rows"] == [(1, 3), (2, 3), (3, 3)]
+    assert view.timings[-1]["complete"]
+    assert np.isnan(shown[0][1]).any() and not np.isnan(shown[-1][1]).any()
+    assert view.figure.loading == "" and "loading" not in view.status.value
+    assert len(view.timings[-1]["paints"]) == 3
+
+
+def test_read_ahead_follows_the_pan_and_is_fetched_once(files):
+    """After a pan the next half window's chunk rows in its direction are read in the
+    background; the next pan finds them in memory. A row the read-ahead is loading is
+    waited for, not fetched a second time."""
+    from dandihub.localarchive.netproxy import NetProxy
+    from dandilab.stream import open_nwb
+    from dandilab.widgets import chunks
+    from dandilab.widgets.series import TimeSeriesView
+
+    chunks._cache = chunks._LRU(chunks.CACHE_BYTES)
+    path = str(files["ecephys"])
+    with NetProxy("http://127.0.0.1:9", rtt=0.005, bandwidth=None,
+                  origin={"/ecephys.nwb": (path, "etag-ecephys")}) as proxy, \
+            open_nwb(f"{proxy.url}/ecephys.nwb") as nwb:
+        es = nwb.acquisition["ElectricalSeries"]
+        rows = es.data.chunks[0]  # 78125 samples: 2.6 s at 30 kHz
+
+        def stored(row):
+            return sum(es.data.id.get_chunk_info_by_coord((row * rows, c * 64)).size
+                       for c in range(2))
+
+        # 0-2 s = samples 0-60 000: row 0; the next half window, 60 000-90 000, needs row 1
+        view = TimeSeriesView(es, window=2.0, bins=400).wait()
+        view.data.wait_prefetch()
+        assert view.data._ahead_rows == {1} and view.data._cached(1, [0, 1])
+        proxy.reset_stats()
+        view.pan(0.5)  # 1-3 s: rows 0 and 1, both in memory
+        view.wait()
+        assert proxy.reset_stats()["bytes"] == 0 and view.timings[-1]["rows"] == [(2, 2)]
+        # backwards: a jump reads nothing ahead, a pan to the left reads the left
+        chunks._cache = chunks._LRU(chunks.CACHE_BYTES)
+        view.set_window(4.0, 6.0)  # 120 000-180 000: rows 1, 2
+        view.wait()
+        view.data.wait_prefetch()
+        assert not view.data._cached(0, [0, 1])
+        view.pan(-0.5)  # 3-5 s = 90 000-150 000: row 1; ahead 60 000-90 000: row 0
+        view.wait()
+        view.data.wait_prefetch()
+        assert view.data._ahead_rows == {0} and view.data._cached(0, [0, 1])
+        proxy.reset_stats()
+        view.pan(-0.5)  # 2-4 s: rows 0, 1 in memory
+        view.wait()
+        assert proxy.reset_stats()["bytes"] == 0
+        # once each: the read-ahead and a window over the same row at the same time
+        chunks._cache = chunks._LRU(chunks.CACHE_BYTES)
+        proxy.reset_stats()
+        view.data.prefetch_rows([2], view.channels)
+        w = view.data.window(2 * rows, es.data.shape[0], view.channels, 300)
+        view.data.wait_prefetch()
+        assert w.complete and np.isfinite(w.lo).all()
+        assert stored(2) <= proxy.reset_stats()["bytes"] <= 1.05 * stored(2)
+
+
 # -- TimeSeries / ElectricalSeries ----------------------------------------------------------
 def test_electrical_series_view_state_and_window(read):
     from dandilab.widgets.series import TimeSeriesView, parse_channels
@@ -513,26 +636,63 @@ def test_dandiset_browser_search_walk_and_open(local_archive):
     assert DandisetBrowser(ds).version.value == ds.version  # from a Dandiset object
 
 
-def test_display_hook_shows_an_explorer_for_any_nwbfile(read):
+def test_open_nwb_results_display_as_explorers_with_pynwb_text(files, read):
+    """What open_nwb returns (the file and its containers) displays as NWBExplorer, opened
+    at the container, with pynwb's text for frontends without widgets; other NWBFiles keep
+    pynwb's repr until ``enable()``; ``disable()`` restores it for all."""
     from dandilab import widgets
+    from dandilab.stream import open_nwb
     from IPython.core.interactiveshell import InteractiveShell
+    from ipywidgets import Widget
 
     shell = InteractiveShell.instance()
+    widgets._policy.update(nwbfile=False, containers=False, off=False)
     try:
-        assert widgets.enable()
-        shown = []
-        import IPython.display
-
-        original = IPython.display.display
-        IPython.display.display = lambda obj, **kw: shown.append(obj)
-        try:
-            nwb = read("behavior")
-            formatter = shell.display_formatter.ipython_display_formatter
-            assert formatter(nwb) is True
-        finally:
-            IPython.display.display = original
-        assert type(shown[0]).__name__ == "NWBExplorer"
-        widgets.disable()
-        assert shell.display_formatter.ipython_display_formatter(nwb) is None
+        fmt = shell.display_formatter.format
+        with open_nwb(str(files["ecephys"])) as nwb:
+            data, _ = fmt(nwb)
+            model = data["application/vnd.jupyter.widget-view+json"]["model_id"]
+            explorer = Widget.widgets[model]
+            assert isinstance(explorer, widgets.NWBExplorer)
+            assert explorer.select.value == "acquisition/ElectricalSeries"  # its default
+            assert data["text/plain"] == repr(nwb) and "NWBFile" in data["text/plain"]
+            units = nwb.units
+            data, _ = fmt(units)
+            at = Widget.widgets[data["application/vnd.jupyter.widget-view+json"]["model_id"]]
+            assert isinstance(at, widgets.NWBExplorer) and at.select.value == "units"
+            assert type(at.view).__name__ == "UnitsView"
+            assert data["text/plain"] == repr(units)
+            plain = read("behavior")  # read with pynwb itself: pynwb's repr
+            assert "application/vnd.jupyter.widget-view+json" not in fmt(plain)[0]
+            assert widgets.enable()  # ... unless asked for
+            assert "application/vnd.jupyter.widget-view+json" in fmt(plain)[0]
+            widgets.disable()
+            assert "application/vnd.jupyter.widget-view+json" not in fmt(nwb)[0]
+            assert "NWBFile" in fmt(nwb)[0]["text/plain"]
+            widgets._policy["off"] = False
+        # a closed file cannot stream: pynwb's repr
+        assert "application/vnd.jupyter.widget-view+json" not in fmt(nwb)[0]
     finally:
+        widgets._policy.update(nwbfile=False, containers=False, off=False)
         InteractiveShell.clear_instance()
+
+
+def test_open_nwb_imports_the_widgets_only_when_displaying(files):
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+from dandilab.stream import open_nwb
+nwb = open_nwb({str(files["ecephys"])!r})
+assert "dandilab.widgets" not in sys.modules and "anywidget" not in sys.modules
+data, _ = shell.display_formatter.format(nwb)
+assert "dandilab.widgets" in sys.modules
+assert "application/vnd.jupyter.widget-view+json" in data, sorted(data)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]

@@ -36,11 +36,14 @@ anywidget's (the only new dependency) needs no lab rebuild, and figure.js ships 
 this package. nwbwidgets (plotly/matplotlib per trace) is compared on streamed data in
 benchmarks/widgets.py.
 
-Display hook: importing this package inside IPython calls ``enable()``, which registers
-an IPython display formatter for pynwb's ``NWBFile`` (and so for the NWBFile subclasses
-``dandilab.open_nwb`` returns): the last expression of a cell that is an NWBFile shows
-``NWBExplorer``. ``enable(containers=True)`` does the same for every pynwb container
-(``view_for``); ``disable()`` restores pynwb's own HTML repr.
+Display hook: a file opened with ``dandilab.open_nwb``, and every container in it, shows
+as ``NWBExplorer`` when it is a cell's result or is ``display``ed (a container: the
+explorer opened at it). ``open_nwb`` registers the hook with IPython without importing
+this package; the first display imports it. The display bundle keeps pynwb's text
+(``text/plain``, and its ``text/html`` for static renderers), so frontends without
+widgets show what pynwb shows. ``enable()`` (called when this package is imported
+inside IPython) extends this to any pynwb ``NWBFile`` (``containers=True``: any pynwb
+container); ``disable()`` restores pynwb's own repr everywhere.
 """
 
 from __future__ import annotations
@@ -57,12 +60,15 @@ __all__ = [
     "NWBExplorer",
     "View",
     "disable",
+    "display_bundle",
     "enable",
+    "install",
+    "opened_by_dandilab",
     "tree",
     "view_for",
 ]
 
-_registered: list = []
+_policy = {"nwbfile": False, "containers": False, "off": False}
 
 
 def _ipython():
@@ -73,47 +79,71 @@ def _ipython():
     return get_ipython()
 
 
-def enable(containers: bool = False) -> bool:
-    """Show NWBFiles (and with ``containers`` every pynwb container) as explorers/views
-    when they are a cell's result. Returns False outside IPython."""
+def opened_by_dandilab(obj) -> bool:
+    """Whether ``obj`` is, or is inside, an NWBFile ``dandilab.open_nwb`` opened and that is
+    still open."""
+    root, seen = obj, 0
+    while getattr(root, "parent", None) is not None and seen < 64:
+        root, seen = root.parent, seen + 1
+    return "_dandilab_handles" in getattr(root, "__dict__", {})
+
+
+def _path_of(obj) -> str | None:
+    """The explorer's tree path of a container (None: the file itself, or not in the tree)."""
+    root = obj
+    while getattr(root, "parent", None) is not None:
+        root = root.parent
+    if root is obj:
+        return None
+    for path, _label, item, _depth in tree(root):
+        if item is obj:
+            return path
+    return None
+
+
+def display_bundle(obj, include=None, exclude=None):
+    """IPython's mime bundle of ``obj``: the explorer (at ``obj``) with pynwb's text, or
+    None (pynwb's own repr) when the display hook does not apply to it."""
+    from pynwb import NWBFile
+
+    if _policy["off"]:
+        return None
+    if not (opened_by_dandilab(obj) or _policy["containers"]
+            or (_policy["nwbfile"] and isinstance(obj, NWBFile))):
+        return None
+    root = obj
+    while getattr(root, "parent", None) is not None:
+        root = root.parent
+    if not isinstance(root, NWBFile):  # a container outside any file: its own view
+        widget = view_for(obj)
+    else:
+        widget = NWBExplorer(root, select=_path_of(obj) if obj is not root else None)
+    bundle = widget._repr_mimebundle_()
+    bundle["text/plain"] = repr(obj)
+    return bundle
+
+
+def install() -> bool:
+    """Register ``display_bundle`` with the running IPython (False outside IPython)."""
     ip = _ipython()
     if ip is None:
         return False
-    from pynwb import NWBFile
+    from hdmf.container import AbstractContainer
 
-    formatter = ip.display_formatter.ipython_display_formatter
-
-    def show_explorer(nwbfile):
-        from IPython.display import display
-
-        display(NWBExplorer(nwbfile))
-        return True
-
-    def show_view(obj):
-        from IPython.display import display
-
-        display(view_for(obj))
-        return True
-
-    formatter.for_type(NWBFile, show_explorer)
-    _registered.append(NWBFile)
-    if containers:
-        from hdmf.container import AbstractContainer
-
-        formatter.for_type(AbstractContainer, show_view)
-        _registered.append(AbstractContainer)
+    ip.display_formatter.mimebundle_formatter.for_type(AbstractContainer, display_bundle)
     return True
 
 
+def enable(containers: bool = False) -> bool:
+    """Show every NWBFile (and with ``containers`` every pynwb container), not only those
+    ``open_nwb`` opened, as explorers when displayed. Returns False outside IPython."""
+    _policy.update(nwbfile=True, off=False, containers=containers or _policy["containers"])
+    return install()
+
+
 def disable() -> None:
-    """Undo ``enable``."""
-    ip = _ipython()
-    if ip is None:
-        return
-    formatter = ip.display_formatter.ipython_display_formatter
-    for cls in _registered:
-        formatter.type_printers.pop(cls, None)
-    _registered.clear()
+    """Undo ``enable`` and the ``open_nwb`` hook: pynwb's own repr for everything."""
+    _policy.update(nwbfile=False, containers=False, off=True)
 
 
 enable()

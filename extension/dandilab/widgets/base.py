@@ -50,6 +50,10 @@ class Loader:
             except Exception as e:  # noqa: BLE001 - the view shows what went wrong, not dies
                 self._on_error(e)
 
+    def pending(self) -> bool:
+        """Whether a newer request waits (a long load may stop early for it)."""
+        return self._pending is not None
+
     def wait(self, timeout: float = 120.0) -> None:
         if not self._idle.wait(timeout):
             raise TimeoutError(f"the view did not finish loading within {timeout} s")

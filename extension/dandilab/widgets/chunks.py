@@ -10,6 +10,17 @@ piece into min/max bins as it goes, so a window never exists in memory at full r
 at most ``bins`` bins per channel, whatever the window's length. When the chunks a
 window touches exceed ``max_bytes`` (an hour at 30 kHz on 384 channels is ~80 GB), it
 reads an evenly spaced subset of chunk rows instead and says so (``Window.sampled``).
+
+``windows(...)`` is the same window drawn progressively: it yields the window first with
+the chunk rows already decoded (after a pan, the half it shares with the last window),
+then again as each missing row is decoded, the last one complete. Missing rows are
+fetched one row after another in the direction of the pan, the next row's transfer
+overlapping this row's decode: with a shared bandwidth, rows fetched all at once would
+all arrive at the end, rows fetched in order arrive one by one. A 10 s window of 384
+channels is ~5 chunk rows of ~36 MB stored: at 100 MB/s its first row is drawn after
+~0.4 s, the whole window after >= 1.5 s, whatever the reader (bandwidth bound).
+``prefetch_rows`` reads rows ahead in the background (the next pan's) the same way; a
+row being loaded by one thread is waited for, never fetched twice.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -46,6 +58,13 @@ class Window:
     chunk_bytes: int = 0  # stored bytes of the chunks this window needed
     fetched_chunks: int = 0  # of which were not in the cache
     stats: dict = field(default_factory=dict)
+    rows_done: int = 0  # chunk rows reduced into lo/hi so far (windows(): progressive)
+    rows_total: int = 0  # chunk rows the window reads
+
+    @property
+    def complete(self) -> bool:
+        """Whether every chunk row the window reads is in ``lo``/``hi``."""
+        return self.rows_done >= self.rows_total
 
 
 def minmax_bins(block: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +124,9 @@ class ChunkedSeries:
         self.bytes_read = 0  # stored bytes of chunks fetched/decoded (not from the cache)
         self._ahead = None
         self._ahead_rows: set = set()
+        self._ahead_gen = 0  # bumped to stop a read-ahead at its next row
+        self._claims: dict[int, threading.Event] = {}  # chunk rows a thread is loading
+        self._claims_lock = threading.Lock()
 
     # -- what is stored where ---------------------------------------------------------
     def _plain_filters(self) -> bool:
@@ -235,75 +257,154 @@ class ChunkedSeries:
         Bins are ``spb = ceil(n / bins)`` samples wide on a grid aligned to multiples of
         ``spb`` (so panning does not reshuffle which samples share a bin).
         """
+        for win in self.windows(i0, i1, channels, bins):
+            pass
+        return win
+
+    def windows(self, i0: int, i1: int, channels=None, bins: int = 1000, *,
+                direction: int = 1, stop: Callable[[], bool] | None = None) -> Iterator[Window]:
+        """``window(...)`` progressively: the rows already decoded first, then each missing
+        chunk row as it is decoded (in ``direction``: 1 from the start, -1 from the end),
+        each yield a new ``Window`` whose ``rows_done`` grows; the last is complete.
+        ``stop()`` true between rows ends it early (a newer window was asked for)."""
         channels = np.arange(self.shape[1]) if channels is None else np.asarray(channels)
         i0, i1 = max(0, int(i0)), min(self.shape[0], int(i1))
         n, bins = i1 - i0, max(1, int(bins))
         if n <= 0 or len(channels) == 0:
             e = np.empty((len(channels), 0), np.float32)
-            return Window(i0, i0, np.empty(0, np.int64), e, e, False)
+            yield Window(i0, i0, np.empty(0, np.int64), e, e, False)
+            return
         if n <= 2 * bins:  # few enough samples to draw them all
             before = self.bytes_read
             block = self.read(i0, i1, channels)
             values = block.T.astype(np.float32)
-            return Window(i0, i1, np.arange(i0, i1), values, values, False,
-                          chunk_bytes=self._bytes_for(i0, i1, channels),
-                          stats={"bytes_read": self.bytes_read - before})
+            yield Window(i0, i1, np.arange(i0, i1), values, values, False,
+                         chunk_bytes=self._bytes_for(i0, i1, channels),
+                         stats={"bytes_read": self.bytes_read - before})
+            return
         spb = -(-n // bins)
         g0 = i0 // spb
         nb = (i1 - 1) // spb - g0 + 1
         starts = np.maximum((g0 + np.arange(nb)) * spb, i0)
         lo = np.full((len(channels), nb), np.nan, np.float32)
         hi = np.full((len(channels), nb), np.nan, np.float32)
-        sampled = None
+        before = self.bytes_read
         if self.chunks is None:
-            pieces = self._plain_pieces(i0, i1, len(channels))
-        else:
-            rows_all = list(self.rows_of(i0, i1))
-            pieces = rows_all
-            cols = self.cols_of(channels)
-            # stored bytes bound the network, decoded bytes the CPU (unwritten chunks are
-            # free to fetch but not to fill): either over budget reads a sample of rows
-            per_row = max(self.chunk_bytes(rows_all[:1], cols),
-                          self.chunks[0] * self.chunks[1] * len(cols) * self.dtype.itemsize // 4,
-                          1)
-            if per_row * len(rows_all) > self.max_bytes:
-                keep = max(1, min(len(rows_all), self.max_bytes // per_row))
-                pick = np.unique(np.linspace(0, len(rows_all) - 1, keep).round().astype(int))
-                pieces = [rows_all[k] for k in pick]
-                sampled = (len(pieces), len(rows_all))
-            if self._ahead is not None and not self._ahead.done() and \
-                    self._ahead_rows & set(pieces):
-                self._ahead.result()  # those rows are on their way already: no second fetch
-        before, fetched, touched = self.bytes_read, 0, 0
-        got = {}
-        if self.chunks is not None:  # every chunk of the window in flight at once
-            cols = self.cols_of(channels)
-            keys = [(r, c) for r in pieces for c in cols]
-            fetched = sum(_cache.get((self._key, k)) is None for k in keys)
-            touched = self.chunk_bytes(pieces, cols)
-            got = self._load(keys)
-        for piece in pieces:
-            if self.chunks is None:
-                a, b = piece
+            for a, b in self._plain_pieces(i0, i1, len(channels)):
                 self._reduce(self._read_plain(a, b, channels), a, np.arange(len(channels)),
                              spb, g0, lo, hi)
-                continue
-            r = piece
-            a, b = max(i0, r * self.chunks[0]), min(i1, (r + 1) * self.chunks[0])
-            base, cc = r * self.chunks[0], self.chunks[1]
-            for c in cols:
-                sel = np.nonzero(channels // cc == c)[0]
-                local = channels[sel] - c * cc
-                chunk = got[(r, c)][a - base:b - base]
-                if len(local) == chunk.shape[1] and np.array_equal(local, np.arange(len(local))):
-                    block = chunk  # the whole chunk's channels: no copy
-                elif len(local) and np.array_equal(local, np.arange(local[0], local[-1] + 1)):
-                    block = chunk[:, local[0]:local[-1] + 1]
-                else:
-                    block = chunk[:, local]
-                self._reduce(block, a, sel, spb, g0, lo, hi)
-        return Window(i0, i1, starts, lo, hi, True, sampled, chunk_bytes=touched,
-                      fetched_chunks=fetched, stats={"bytes_read": self.bytes_read - before})
+            yield Window(i0, i1, starts, lo, hi, True,
+                         stats={"bytes_read": self.bytes_read - before})
+            return
+        rows_all = list(self.rows_of(i0, i1))
+        pieces, sampled = rows_all, None
+        cols = self.cols_of(channels)
+        # stored bytes bound the network, decoded bytes the CPU (unwritten chunks are
+        # free to fetch but not to fill): either over budget reads a sample of rows
+        per_row = max(self.chunk_bytes(rows_all[:1], cols),
+                      self.chunks[0] * self.chunks[1] * len(cols) * self.dtype.itemsize // 4,
+                      1)
+        if per_row * len(rows_all) > self.max_bytes:
+            keep = max(1, min(len(rows_all), self.max_bytes // per_row))
+            pick = np.unique(np.linspace(0, len(rows_all) - 1, keep).round().astype(int))
+            pieces = [rows_all[k] for k in pick]
+            sampled = (len(pieces), len(rows_all))
+        keys = [(r, c) for r in pieces for c in cols]
+        fetched = sum(_cache.get((self._key, k)) is None for k in keys)
+        touched = self.chunk_bytes(pieces, cols)
+        cached = [r for r in pieces if self._cached(r, cols)]
+        missing = [r for r in pieces if r not in cached]
+        if direction < 0:
+            missing.reverse()
+        done = 0
+
+        def state() -> Window:
+            return Window(i0, i1, starts, lo.copy(), hi.copy(), True, sampled,
+                          chunk_bytes=touched, fetched_chunks=fetched,
+                          stats={"bytes_read": self.bytes_read - before},
+                          rows_done=done, rows_total=len(pieces))
+
+        for r in cached:
+            got = self._load([(r, c) for c in cols])  # in the cache (or just evicted: read)
+            self._reduce_row(r, got, i0, i1, channels, cols, spb, g0, lo, hi)
+            done += 1
+        if cached and missing:
+            yield state()
+        for r, got in self.load_rows(missing, cols, stop=stop):
+            self._reduce_row(r, got, i0, i1, channels, cols, spb, g0, lo, hi)
+            done += 1
+            yield state()
+        if not missing:
+            yield state()
+
+    def _reduce_row(self, r, got, i0, i1, channels, cols, spb, g0, lo, hi) -> None:
+        a, b = max(i0, r * self.chunks[0]), min(i1, (r + 1) * self.chunks[0])
+        base, cc = r * self.chunks[0], self.chunks[1]
+        for c in cols:
+            sel = np.nonzero(channels // cc == c)[0]
+            local = channels[sel] - c * cc
+            chunk = got[(r, c)][a - base:b - base]
+            if len(local) == chunk.shape[1] and np.array_equal(local, np.arange(len(local))):
+                block = chunk  # the whole chunk's channels: no copy
+            elif len(local) and np.array_equal(local, np.arange(local[0], local[-1] + 1)):
+                block = chunk[:, local[0]:local[-1] + 1]
+            else:
+                block = chunk[:, local]
+            self._reduce(block, a, sel, spb, g0, lo, hi)
+
+    # -- loading chunk rows in order, once each -----------------------------------------------
+    def _cached(self, r: int, cols) -> bool:
+        return all(_cache.get((self._key, (r, c))) is not None for c in cols)
+
+    def _row_ranges(self, r: int, cols) -> list[tuple[int, int]]:
+        infos = (self.info(r, c) for c in cols)
+        return [(i[0], i[1]) for i in infos if i is not None]
+
+    def _claim(self, r: int) -> tuple[threading.Event, bool]:
+        """(event set when row ``r`` is loaded, whether this thread is to load it)."""
+        with self._claims_lock:
+            ev = self._claims.get(r)
+            if ev is not None:
+                return ev, False
+            ev = self._claims[r] = threading.Event()
+            return ev, True
+
+    def _release(self, r: int, ev: threading.Event) -> None:
+        with self._claims_lock:
+            self._claims.pop(r, None)
+        ev.set()
+
+    def load_rows(self, rows, cols, *, stop: Callable[[], bool] | None = None) -> Iterator:
+        """Yield ``(row, chunks)`` for each chunk row of ``rows`` (in that order) once its
+        chunks ``cols`` are decoded (``chunks``: {(row, col): array}). A row's bytes are
+        requested when the previous row's have arrived, so its transfer overlaps that
+        row's decode; a row another thread is loading is waited for, not fetched again."""
+        rows = list(rows)
+        for k, r in enumerate(rows):
+            if stop is not None and stop():
+                return
+            keys = [(r, c) for c in cols]
+            while True:
+                if self._cached(r, cols):
+                    got = self._load(keys)  # from the cache
+                    break
+                ev, mine = self._claim(r)
+                if not mine:
+                    ev.wait()  # loaded by the other thread, or given up by it: look again
+                    continue
+                try:
+                    if self.remote is not None:
+                        for f in self.remote.prefetch(self._row_ranges(r, cols), wait=False):
+                            f.result()  # this row's bytes are here: ask for the next row's
+                        for nxt in rows[k + 1:]:
+                            if not self._cached(nxt, cols):
+                                self.remote.prefetch(self._row_ranges(nxt, cols), wait=False)
+                                break
+                    got = self._load(keys)  # unwritten chunks: the fill value, not cached
+                finally:
+                    self._release(r, ev)
+                break
+            yield r, got
 
     @staticmethod
     def _reduce(block, a, sel, spb, g0, lo, hi) -> None:
@@ -346,16 +447,28 @@ class ChunkedSeries:
         return self.chunk_bytes(self.rows_of(i0, i1), self.cols_of(channels))
 
     def prefetch_rows(self, rows, channels) -> None:
-        """Load chunk rows in the background (the next ones in the direction of a pan)."""
+        """Load chunk rows in the background, in the order given (the next ones in the
+        direction of a pan); a read-ahead still running stops at its next row."""
         if self.chunks is None:
             return
         n_rows = -(-self.shape[0] // self.chunks[0])
-        keys = [(r, c) for r in rows if 0 <= r < n_rows for c in self.cols_of(channels)
-                if _cache.get((self._key, (r, c))) is None]
-        if not keys or (self._ahead is not None and not self._ahead.done()):
+        cols = self.cols_of(channels)
+        rows = [r for r in rows if 0 <= r < n_rows and not self._cached(r, cols)]
+        self._ahead_gen += 1
+        if not rows:
             return
-        self._ahead_rows = {k[0] for k in keys}
-        self._ahead = _ahead_pool.submit(self._load, keys)
+        gen = self._ahead_gen
+        self._ahead_rows = set(rows)
+
+        def ahead():
+            for _ in self.load_rows(rows, cols, stop=lambda: gen != self._ahead_gen):
+                pass  # each row lands in the cache
+
+        self._ahead = _ahead_pool.submit(ahead)
+
+    def cancel_prefetch(self) -> None:
+        """Stop the read-ahead at its next row (the view jumped elsewhere)."""
+        self._ahead_gen += 1
 
     def wait_prefetch(self) -> None:
         if self._ahead is not None:

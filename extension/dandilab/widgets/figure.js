@@ -92,11 +92,14 @@ function render({ model, el }) {
       ctx.strokeStyle = colors ? colors[ch % colors.length] : (L.color || "#1f3a5f");
       ctx.beginPath();
       const base = ch * n, o = off[ch];
+      let pen = false; // bins not read yet (NaN) break the trace
       for (let i = 0; i < n; i++) {
+        const h = hi[base + i], l = lo[base + i];
+        if (h !== h || l !== l) { pen = false; continue; }
         const px = p.x + (x[i] - a) * kx + shiftPx;
-        const y1 = p.y + p.h - (o + hi[base + i] * scale - c) * ky;
-        const y2 = p.y + p.h - (o + lo[base + i] * scale - c) * ky;
-        if (i === 0) ctx.moveTo(px, y1); else ctx.lineTo(px, y1);
+        const y1 = p.y + p.h - (o + h * scale - c) * ky;
+        const y2 = p.y + p.h - (o + l * scale - c) * ky;
+        if (pen) ctx.lineTo(px, y1); else { ctx.moveTo(px, y1); pen = true; }
         if (y2 !== y1) ctx.lineTo(px, y2);
       }
       ctx.stroke();
@@ -254,12 +257,21 @@ function render({ model, el }) {
       ctx.font = "13px sans-serif"; ctx.fillStyle = "#555"; ctx.textAlign = "center";
       ctx.textBaseline = "middle"; ctx.fillText(msg, p.x + p.w / 2, p.y + p.h / 2);
     }
+    const loading = model.get("loading");
+    if (loading) { // a plot still filling in: say so where the traces leave room
+      ctx.font = "bold 12px sans-serif"; ctx.textAlign = "right"; ctx.textBaseline = "top";
+      const tw = ctx.measureText(loading).width;
+      ctx.fillStyle = "rgba(255, 243, 205, 0.92)";
+      ctx.fillRect(p.x + p.w - tw - 12, p.y + 4, tw + 8, 18);
+      ctx.fillStyle = "#8a5a00"; ctx.fillText(loading, p.x + p.w - 8, p.y + 7);
+    }
     const ms = performance.now() - t0;
     root.dataset.draws = String(Number(root.dataset.draws || 0) + 1);
     root.dataset.renderMs = ms.toFixed(1);
     root.dataset.xRange = JSON.stringify(model.get("x_range"));
     root.dataset.layers = String(model.get("layers").length);
     root.dataset.message = model.get("message");
+    root.dataset.loading = loading;
     model.set("render_ms", ms);
     model.set("draws", model.get("draws") + 1);
     model.set("width", Math.round(p.w));
@@ -269,7 +281,7 @@ function render({ model, el }) {
   const redraw = () => { shiftPx = 0; zoomPreview = null; draw(); };
   const onLayers = () => { imageCache = new Map(); redraw(); };
   model.on("change:layers", onLayers);
-  for (const k of ["x_range", "y_range", "message", "title", "vmin", "vmax", "cmap", "selected", "height", "y_ticks"]) {
+  for (const k of ["x_range", "y_range", "message", "loading", "title", "vmin", "vmax", "cmap", "selected", "height", "y_ticks"]) {
     model.on("change:" + k, redraw);
   }
 

@@ -11,6 +11,9 @@ Layers are dicts with a ``kind`` and numpy arrays; arrays travel as binary buffe
   (contrast changes need no round trip); ``image(labels=...)``: ROI labels (0 none,
   k = ROI k-1), ``selected`` drawn opaque.
 
+``loading`` (e.g. "loading 2 of 5 chunk rows…") is drawn in the plot's top right corner
+while a view fills the plot in; NaN values (bins not read yet) are not drawn.
+
 Dragging pans and the wheel zooms the x axis when ``pan`` is on: the browser moves what
 it has at once and sends ``{"type": "view", "x0", "x1"}``; ``on_view`` callbacks load the
 new window. A click sends ``{"type": "click", "x", "y"}`` to ``on_click`` callbacks.
@@ -100,7 +103,8 @@ class Figure(anywidget.AnyWidget):
     x_label = t.Unicode("").tag(sync=True)
     y_label = t.Unicode("").tag(sync=True)
     title = t.Unicode("").tag(sync=True)
-    message = t.Unicode("").tag(sync=True)  # drawn over the plot (loading, nothing to show)
+    message = t.Unicode("").tag(sync=True)  # drawn over the plot (nothing to show)
+    loading = t.Unicode("").tag(sync=True)  # a partly drawn plot: what is still coming
     height = t.Int(320).tag(sync=True)
     hide_x = t.Bool(False).tag(sync=True)
     pan = t.Bool(False).tag(sync=True)
@@ -138,9 +142,10 @@ class Figure(anywidget.AnyWidget):
                 cb(float(content["x"]), float(content["y"]))
 
     def show(self, layers: list[dict], *, x_range=None, y_range=None, message: str = "",
-             **traits) -> None:
+             loading: str = "", **traits) -> None:
         """Replace what is drawn in one message (layers, ranges and any other traits)."""
         with self.hold_sync():
+            self.loading = loading
             for name, value in traits.items():
                 setattr(self, name, value)
             if x_range is not None:

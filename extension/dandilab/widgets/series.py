@@ -4,11 +4,19 @@
 bisecting them lazily (timestamps); ``TimeSeriesView`` draws min/max envelopes of the
 window's chunks (``chunks.ChunkedSeries``), with a time slider, pan/zoom buttons, drag
 and wheel on the plot, a channel selection and a gain.
+
+A window is drawn progressively (``ChunkedSeries.windows``): at once with the chunk rows
+already in memory (after a pan, the half shared with the last window), then again as
+each missing chunk row is decoded; until the last, the plot says "loading k of n chunk
+rows" and bins not read yet are not drawn. After a window is complete, the next half
+window in the direction of the last pan is read ahead (``prefetch``), so that a person
+who looks at a window for a second pans into memory.
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 import ipywidgets as W
 import numpy as np
@@ -144,6 +152,8 @@ class TimeSeriesView(View):
         self._spacing = None
         self._baseline = None
         self.last = None  # the last Window drawn
+        # one per window asked for: {"started": perf_counter, "paints": [perf_counter of
+        # each draw], "rows": [(rows done, rows in all) of each draw], "complete": bool}
         self.timings: list[dict] = []
         self._direction = 1  # after the first window, read ahead forwards: where people pan
 
@@ -200,7 +210,9 @@ class TimeSeriesView(View):
         length = min(max(t1 - t0, 1e-6), self.duration)
         t0 = min(max(t0, first), last - length)
         # a pan (not a jump) prefetches the next chunk row in its direction
-        self._direction = np.sign(t0 - self.t0) if abs(t0 - self.t0) <= length else 0
+        self._direction = int(np.sign(t0 - self.t0)) if abs(t0 - self.t0) <= length else 0
+        if not self._direction:
+            self.data.cancel_prefetch()  # what it reads ahead is no longer next
         self.t0, self.t1 = t0, t0 + length
         self._syncing = True  # the slider and the length box follow, without drawing again
         try:
@@ -280,12 +292,42 @@ class TimeSeriesView(View):
     def draw(self) -> None:
         self.load(self._draw)
 
+    PAINT_EVERY = 0.08  # s: rows decoded faster than this are drawn together
+
     def _draw(self) -> None:
         timer = Timer()
         t0, t1, chans, bins = self.t0, self.t1, self.channels, self._bins()
         i0, i1 = self.axis.index(t0), self.axis.index(t1)
         i1 = max(i1, min(self.n, i0 + 2))
-        win = self.data.window(i0, i1, chans, bins)
+        record = {"started": time.perf_counter(), "paints": [], "rows": [], "complete": False}
+        self.timings.append(record)
+        last_paint, win = 0.0, None
+        for win in self.data.windows(i0, i1, chans, bins, direction=self._direction or 1,
+                                     stop=self._loader.pending):
+            if not win.complete:
+                if self._loader.pending():
+                    return  # a newer window was asked for: draw that one instead
+                if record["paints"] and timer() - last_paint < self.PAINT_EVERY:
+                    continue
+            self._paint(win, t0, t1, chans, timer)
+            last_paint = timer()
+            record["paints"].append(time.perf_counter())
+            record["rows"].append((win.rows_done, win.rows_total))
+        if win is None or not win.complete:
+            return
+        record["complete"] = True
+        record.update(total_s=timer(), bytes=win.stats.get("bytes_read", 0),
+                      chunk_bytes=win.chunk_bytes)
+        if self.prefetch and self.data.chunks is not None and self._direction:
+            # read ahead what the next pan of half a window in the same direction needs
+            half = max(1, (i1 - i0) // 2)
+            a, b = (i1, min(self.n, i1 + half)) if self._direction > 0 else (max(0, i0 - half), i0)
+            if b > a:
+                rows = list(self.data.rows_of(a, b))
+                self.data.prefetch_rows(rows if self._direction > 0 else rows[::-1], chans)
+
+    def _paint(self, win, t0: float, t1: float, chans, timer) -> None:
+        """Draw ``win`` (complete or not) and say what it is."""
         read_s = timer()
         lo = win.lo * self.conversion + self.offset
         hi = win.hi * self.conversion + self.offset
@@ -293,11 +335,14 @@ class TimeSeriesView(View):
             x = self.axis.times(win.starts)
         else:
             x = self.axis.times(np.arange(win.i0, win.i1))
+        finite = np.isfinite(lo).all(axis=0) & np.isfinite(hi).all(axis=0) if lo.size else None
         if self._baseline is None or len(self._baseline) != len(chans):
-            mid = (np.nan_to_num(lo) + np.nan_to_num(hi)) / 2
+            part_lo, part_hi = (lo[:, finite], hi[:, finite]) if finite is not None else (lo, hi)
+            mid = (part_lo + part_hi) / 2
             self._baseline = np.median(mid, axis=1) if mid.size else np.zeros(len(chans))
-            span = np.nanmax(hi, axis=1, initial=-np.inf) - np.nanmin(lo, axis=1, initial=np.inf) \
-                if hi.size else np.ones(len(chans))
+            span = np.max(part_hi, axis=1, initial=-np.inf) - np.min(part_lo, axis=1,
+                                                                     initial=np.inf) \
+                if part_hi.size else np.ones(len(chans))
             span = span[np.isfinite(span) & (span > 0)]
             self._spacing = float(np.median(span)) if span.size else 1.0
             self._factor, self._unit = _display_units(self.obj, self._spacing)
@@ -307,9 +352,9 @@ class TimeSeriesView(View):
         lo_d, hi_d = lo * self._factor - base, hi * self._factor - base
         if nch == 1:
             offsets = np.zeros(1)
-            finite = np.isfinite(lo_d) & np.isfinite(hi_d)
-            ymin = float(lo_d[finite].min()) if finite.any() else -1.0
-            ymax = float(hi_d[finite].max()) if finite.any() else 1.0
+            ok = np.isfinite(lo_d) & np.isfinite(hi_d)
+            ymin = float(lo_d[ok].min()) if ok.any() else -1.0
+            ymax = float(hi_d[ok].max()) if ok.any() else 1.0
             pad = (ymax - ymin) * 0.05 or 1.0
             y_range = (ymin - pad, ymax + pad)
             y_ticks, y_label, scale = [], f"{self.obj.name} ({self._unit})", 1.0
@@ -320,13 +365,13 @@ class TimeSeriesView(View):
             y_ticks = [[float(offsets[k]), self.labels[c]] for k, c in enumerate(chans)
                        if k % every == 0]
             y_label, scale = f"channel ({spacing:.3g} {self._unit} apart)", self.gain
+        loading = "" if win.complete else \
+            f"loading {win.rows_done} of {win.rows_total} chunk rows…"
         layer = envelope(x, lo_d, hi_d, offsets, scale=scale)
         self.figure.show([layer], x_range=(t0, t1), y_range=y_range, y_ticks=y_ticks,
-                         y_label=y_label)
+                         y_label=y_label, loading=loading)
         self.last = win
-        total = timer()
-        self.timings.append({"read_s": read_s, "total_s": total, "bytes": win.stats.get(
-            "bytes_read", 0), "chunk_bytes": win.chunk_bytes})
+        i0, i1 = win.i0, win.i1
         parts = [f"{t0:.3f}–{t1:.3f} s", f"{nch} of {self.n_channels} channels",
                  f"{i1 - i0:,} samples"]
         if win.decimated:
@@ -335,13 +380,9 @@ class TimeSeriesView(View):
         parts.append(f"read {got / 1e6:.1f} MB of chunks in {read_s:.2f} s" if got
                      else f"from memory in {read_s:.2f} s")
         text = " · ".join(parts)
+        if loading:
+            text = f"{loading} · {text}"
         if win.sampled:
             text += (f" — overview: {win.sampled[0]} of {win.sampled[1]} chunk rows read; "
                      "zoom in for every sample")
         self.say(text, "warning" if win.sampled else "info")
-        if self.prefetch and self.data.chunks is not None and self._direction:
-            # read ahead what the next pan of half a window in the same direction needs
-            half = max(1, (i1 - i0) // 2)
-            a, b = (i1, min(self.n, i1 + half)) if self._direction > 0 else (max(0, i0 - half), i0)
-            if b > a:
-                self.data.prefetch_rows(list(self.data.rows_of(a, b)), chans)
