@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test test-python test-js test-images lock bench lint clean
+.PHONY: install demo test test-python test-js test-images lock bench bench-hub lint clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -42,9 +42,13 @@ test-js:
 lint: install
 	$(BIN)/ruff check hub extension/dandilab tests benchmarks
 
+# The library's measurements (streaming vs remfile/fsspec, widgets vs nwbwidgets): < 10 min.
 bench: install
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/widgets.py
+
+# The hub under 1 000 simulated users (~17 min on 2 cores; HUB_LOAD_ARGS="--users 200": 2 min).
+bench-hub: install
 	$(BIN)/python benchmarks/hub_load.py $(HUB_LOAD_ARGS)
 
 clean:
