@@ -1,6 +1,7 @@
 """The DANDI panel in Chromium, on the embedded demo hub, as a new user meets it: sign in,
 search "anterior lateral motor cortex", open 000006, pick its published version, browse to
-an NWB file, "Open in notebook" and run the cell (the NWBFile's repr), then "Download to
+an NWB file, "Open in notebook" and run the cell (the NWBFile shows as the NWB explorer,
+open_nwb's default display), then "Download to
 home" and see the file in the file browser. Screenshots go to artifacts/panel-*.png."""
 
 from __future__ import annotations
@@ -156,14 +157,23 @@ def test_find_open_run_and_download_from_the_panel(demo_hub, artifacts):
         )
         cell.locator(".cm-content").click()
         page.keyboard.press("Shift+Enter")
+        # what open_nwb returns displays as the explorer: its tree and a drawn figure
         page.wait_for_function(
             "() => { const o = document.querySelector('.jp-NotebookPanel .jp-CodeCell .jp-OutputArea');"
-            " return o && /NWBFile|Error/.test(o.textContent); }",
+            " return o && (o.querySelector('.dandilab-explorer .dandilab-figure canvas')"
+            " || /Error/.test(o.textContent)); }",
             timeout=300_000,
         )
-        text = cell.locator(".jp-OutputArea").inner_text()
-        assert "Error" not in text, text
-        assert "NWBFile" in text and "root" in text, text
+        output = cell.locator(".jp-OutputArea")
+        assert "Error" not in output.inner_text(), output.inner_text()
+        assert output.locator(".dandilab-explorer .dandilab-tree").count() == 1
+        tree = " ".join(output.locator(".dandilab-explorer .dandilab-tree option").all_text_contents())
+        assert "session" in tree and "units" in tree, tree
+        page.wait_for_function(
+            "() => { const f = document.querySelector('.jp-NotebookPanel .jp-OutputArea .dandilab-figure');"
+            " return f && Number(f.dataset.layers || 0) > 0 && !f.dataset.loading; }",
+            timeout=120_000,
+        )
         page.wait_for_timeout(500)
         page.screenshot(path=str(artifacts / "panel-open-notebook.png"))
 

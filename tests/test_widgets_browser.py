@@ -119,9 +119,16 @@ def wait_drawn(page, nth: int = 0, timeout: float = 120_000):
     return figure
 
 
+def wait_complete(page, nth: int = 0, timeout: float = 120_000) -> None:
+    """Until figure ``nth`` is drawn in full (no "loading k of n chunk rows" on it)."""
+    page.wait_for_function("""i => {
+        const f = document.querySelectorAll(".dandilab-figure")[i];
+        return f && Number(f.dataset.layers || 0) > 0 && !f.dataset.loading;
+    }""", arg=nth, timeout=timeout)
+
+
 def first_asset(kind: str) -> str:
     return f"""
-        import dandilab.widgets
         from dandilab.archive import Archive
         from dandilab.stream import open_nwb
         ds = Archive().dandiset("{ {"ecephys": "900001", "ophys": "900002"}[kind] }", "draft")
@@ -139,7 +146,10 @@ def test_ecephys_explorer_draws_and_pans(demo_hub, artifacts):
                      notebook(first_asset("ecephys"), "nwb"))
         open_and_run(page, demo_hub.url, "widgets-ecephys.ipynb", 2)
         figure = wait_drawn(page)
+        # open_nwb's result displays as the explorer (no dandilab.widgets import in the
+        # notebook), drawn in full once every chunk row is read
         assert page.locator(".dandilab-explorer .dandilab-tree").count() == 1
+        wait_complete(page)
         status = page.locator(".dandilab-view .dandilab-message").first.inner_text()
         assert "channels" in status and "min/max" in status, status
         ink = canvas_ink(page, ".dandilab-figure canvas")
@@ -155,6 +165,7 @@ def test_ecephys_explorer_draws_and_pans(demo_hub, artifacts):
             const f = document.querySelector(".dandilab-figure");
             return Number(f.dataset.draws) > n && JSON.parse(f.dataset.xRange)[0] > x0 + 1e-6;
         }""", arg=[before[0], draws], timeout=60_000)
+        wait_complete(page)
         after = json.loads(figure.get_attribute("data-x-range"))
         assert after[0] > before[0] and after[1] - after[0] == pytest.approx(before[1] - before[0])
         # and the ▶ button pans too
@@ -175,10 +186,8 @@ def test_ophys_explorer_frames_and_rois(demo_hub, artifacts):
         put_notebook(page, demo_hub.url, "widgets-ophys.ipynb", notebook(
             first_asset("ophys"),
             "nwb",
-            """
-            from dandilab.widgets import NWBExplorer
-            NWBExplorer(nwb, select="processing/ophys/ImageSegmentation/PlaneSegmentation")
-            """))
+            # a container of an open_nwb file displays as the explorer opened at it
+            'nwb.processing["ophys"]["ImageSegmentation"]["PlaneSegmentation"]'))
         open_and_run(page, demo_hub.url, "widgets-ophys.ipynb", 3)
         wait_drawn(page, 0)
         assert canvas_ink(page, ".dandilab-figure canvas", 0) > 0.2  # a frame fills its area
