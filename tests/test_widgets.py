@@ -696,3 +696,48 @@ print("ok")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300, check=False)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_overview_draws_a_revisit_at_once_then_exactly(files):
+    """Over HTTP each decoded chunk leaves its min/max overview in the cache (keyed by the
+    asset's digest): a reader with nothing in memory (a revisit, another user) draws a
+    wide window from it before fetching anything, approximately, then exactly."""
+    from dandihub.localarchive.netproxy import NetProxy
+    from dandilab.stream import open_nwb
+    from dandilab.widgets import chunks
+    from dandilab.widgets.chunks import ChunkedSeries
+
+    chunks._cache = chunks._LRU(chunks.CACHE_BYTES)
+    path = str(files["ecephys"])
+    with NetProxy("http://127.0.0.1:9", rtt=0.005, bandwidth=None,
+                  origin={"/ecephys.nwb": (path, "etag-ecephys")}) as proxy, \
+            open_nwb(f"{proxy.url}/ecephys.nwb") as nwb:
+        data = nwb.acquisition["ElectricalSeries"].data
+        n = data.shape[0]
+        first = ChunkedSeries(data)
+        assert first.overview is not None and not first.overview.has(0, 0)
+        exact = first.window(0, n, None, 200)  # 900 samples a bin: wider than the overview's
+        chunks._overview_pool.submit(lambda: None).result()  # its writes are done
+        assert all(first.overview.has(r, c) for r in range(3) for c in range(2))
+        chunks._cache = chunks._LRU(chunks.CACHE_BYTES)  # nothing decoded in memory
+        again = ChunkedSeries(data)
+        proxy.reset_stats()
+        steps = again.windows(0, n, None, 200)
+        shown = next(steps)
+        assert proxy.reset_stats()["bytes"] == 0  # drawn before any chunk is fetched
+        assert (shown.rows_done, shown.approx_rows, shown.complete) == (0, 3, False)
+        assert np.isfinite(shown.lo).all() and np.isfinite(shown.hi).all()
+        np.testing.assert_array_equal(shown.lo.min(1), exact.lo.min(1))
+        np.testing.assert_array_equal(shown.hi.max(1), exact.hi.max(1))
+        spread = exact.hi.max() - exact.lo.min()
+        assert np.mean(np.abs(shown.hi - exact.hi) <= 0.1 * spread) > 0.9
+        rest = list(steps)
+        assert [w.approx_rows for w in rest] == [2, 1, 0] and rest[-1].complete
+        np.testing.assert_array_equal(rest[-1].lo, exact.lo)
+        np.testing.assert_array_equal(rest[-1].hi, exact.hi)
+        # a narrow window (bins narrower than the overview's) is drawn exactly only
+        chunks._cache = chunks._LRU(chunks.CACHE_BYTES)
+        narrow = list(ChunkedSeries(data).windows(0, 30000, None, 1000))
+        assert [w.approx_rows for w in narrow] == [0]
+    with h5py.File(files["ecephys"], "r") as f:  # a local file: nothing to key it by
+        assert ChunkedSeries(f["acquisition/ElectricalSeries/data"]).overview is None

@@ -21,6 +21,10 @@ channels is ~5 chunk rows of ~36 MB stored: at 100 MB/s its first row is drawn a
 ~0.4 s, the whole window after >= 1.5 s, whatever the reader (bandwidth bound).
 ``prefetch_rows`` reads rows ahead in the background (the next pan's) the same way; a
 row being loaded by one thread is waited for, never fetched twice.
+
+Remote datasets keep a persistent min/max overview (``overview.Overview``, in the dandilab
+cache, keyed by the asset's digest), filled as chunks are decoded: a wide window over
+rows that have one draws them from it at once (``Window.approx_rows``), then exactly.
 """
 
 from __future__ import annotations
@@ -35,12 +39,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..codec import decode, filters_of, pool
+from .overview import Overview
 
 __all__ = ["ChunkedSeries", "Window", "minmax_bins"]
 
 CACHE_BYTES = int(float(os.environ.get("DANDILAB_WIDGET_CACHE_MB", "512")) * 1e6)
 MAX_BYTES = int(float(os.environ.get("DANDILAB_WIDGET_WINDOW_MB", "256")) * 1e6)
 _ahead_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dandilab-ahead")
+_overview_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dandilab-overview")
 
 
 @dataclass
@@ -60,6 +66,7 @@ class Window:
     stats: dict = field(default_factory=dict)
     rows_done: int = 0  # chunk rows reduced into lo/hi so far (windows(): progressive)
     rows_total: int = 0  # chunk rows the window reads
+    approx_rows: int = 0  # of the rows not done, drawn from the persistent overview
 
     @property
     def complete(self) -> bool:
@@ -127,6 +134,7 @@ class ChunkedSeries:
         self._ahead_gen = 0  # bumped to stop a read-ahead at its next row
         self._claims: dict[int, threading.Event] = {}  # chunk rows a thread is loading
         self._claims_lock = threading.Lock()
+        self.overview = Overview.of(self) if self.fast else None
 
     # -- what is stored where ---------------------------------------------------------
     def _plain_filters(self) -> bool:
@@ -316,23 +324,40 @@ class ChunkedSeries:
         missing = [r for r in pieces if r not in cached]
         if direction < 0:
             missing.reverse()
-        done = 0
+        done, done_rows = 0, set()
+        approx, alo, ahi = set(), None, None
+        if missing and self.overview is not None and sampled is None and \
+                self.overview.ob <= 8 * spb <= 8 * self.chunks[0]:
+            alo, ahi = np.full_like(lo, np.nan), np.full_like(hi, np.nan)
+            ends = np.append(starts[1:], i1) - 1
+            approx = {r for r in missing
+                      if self.overview.fold(r, cols, channels, starts, ends, alo, ahi)}
+            bin_rows = (starts // self.chunks[0], ends // self.chunks[0])
 
         def state() -> Window:
-            return Window(i0, i1, starts, lo.copy(), hi.copy(), True, sampled,
+            show_lo, show_hi = lo.copy(), hi.copy()
+            if approx - done_rows:  # bins not read exactly yet: the overview's
+                exact = np.isin(bin_rows[0], list(done_rows)) & \
+                    np.isin(bin_rows[1], list(done_rows))
+                show_lo[:, ~exact] = np.fmin(lo[:, ~exact], alo[:, ~exact])
+                show_hi[:, ~exact] = np.fmax(hi[:, ~exact], ahi[:, ~exact])
+            return Window(i0, i1, starts, show_lo, show_hi, True, sampled,
                           chunk_bytes=touched, fetched_chunks=fetched,
                           stats={"bytes_read": self.bytes_read - before},
-                          rows_done=done, rows_total=len(pieces))
+                          rows_done=done, rows_total=len(pieces),
+                          approx_rows=len(approx - done_rows))
 
         for r in cached:
             got = self._load([(r, c) for c in cols])  # in the cache (or just evicted: read)
             self._reduce_row(r, got, i0, i1, channels, cols, spb, g0, lo, hi)
             done += 1
-        if cached and missing:
+            done_rows.add(r)
+        if (cached or approx) and missing:
             yield state()
         for r, got in self.load_rows(missing, cols, stop=stop):
             self._reduce_row(r, got, i0, i1, channels, cols, spb, g0, lo, hi)
             done += 1
+            done_rows.add(r)
             yield state()
         if not missing:
             yield state()
@@ -359,6 +384,15 @@ class ChunkedSeries:
     def _row_ranges(self, r: int, cols) -> list[tuple[int, int]]:
         infos = (self.info(r, c) for c in cols)
         return [(i[0], i[1]) for i in infos if i is not None]
+
+    def _to_overview(self, r: int, got: dict) -> None:
+        """Add freshly decoded chunks of row ``r`` to the persistent overview (off the
+        drawing thread)."""
+        if self.overview is None:
+            return
+        todo = {k: v for k, v in got.items() if not self.overview.has(*k)}
+        if todo:
+            _overview_pool.submit(lambda: [self.overview.put(*k, v) for k, v in todo.items()])
 
     def _claim(self, r: int) -> tuple[threading.Event, bool]:
         """(event set when row ``r`` is loaded, whether this thread is to load it)."""
@@ -403,6 +437,7 @@ class ChunkedSeries:
                     got = self._load(keys)  # unwritten chunks: the fill value, not cached
                 finally:
                     self._release(r, ev)
+                self._to_overview(r, got)
                 break
             yield r, got
 

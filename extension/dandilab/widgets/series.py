@@ -153,7 +153,8 @@ class TimeSeriesView(View):
         self._baseline = None
         self.last = None  # the last Window drawn
         # one per window asked for: {"started": perf_counter, "paints": [perf_counter of
-        # each draw], "rows": [(rows done, rows in all) of each draw], "complete": bool}
+        # each draw], "rows": [(rows done, rows in all) of each draw], "approx": [rows
+        # drawn from the overview, of each draw], "complete": bool}
         self.timings: list[dict] = []
         self._direction = 1  # after the first window, read ahead forwards: where people pan
 
@@ -299,7 +300,8 @@ class TimeSeriesView(View):
         t0, t1, chans, bins = self.t0, self.t1, self.channels, self._bins()
         i0, i1 = self.axis.index(t0), self.axis.index(t1)
         i1 = max(i1, min(self.n, i0 + 2))
-        record = {"started": time.perf_counter(), "paints": [], "rows": [], "complete": False}
+        record = {"started": time.perf_counter(), "paints": [], "rows": [], "approx": [],
+                  "complete": False}
         self.timings.append(record)
         last_paint, win = 0.0, None
         for win in self.data.windows(i0, i1, chans, bins, direction=self._direction or 1,
@@ -313,6 +315,7 @@ class TimeSeriesView(View):
             last_paint = timer()
             record["paints"].append(time.perf_counter())
             record["rows"].append((win.rows_done, win.rows_total))
+            record["approx"].append(win.approx_rows)
         if win is None or not win.complete:
             return
         record["complete"] = True
@@ -366,7 +369,8 @@ class TimeSeriesView(View):
                        if k % every == 0]
             y_label, scale = f"channel ({spacing:.3g} {self._unit} apart)", self.gain
         loading = "" if win.complete else \
-            f"loading {win.rows_done} of {win.rows_total} chunk rows…"
+            f"loading {win.rows_done} of {win.rows_total} chunk rows…" + (
+                f" ({win.approx_rows} from the overview)" if win.approx_rows else "")
         layer = envelope(x, lo_d, hi_d, offsets, scale=scale)
         self.figure.show([layer], x_range=(t0, t1), y_range=y_range, y_ticks=y_ticks,
                          y_label=y_label, loading=loading)
