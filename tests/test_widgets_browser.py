@@ -9,12 +9,14 @@ Screenshots: artifacts/widgets-*.png.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import textwrap
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from .browser import browser_page, sign_in
 from .hubutil import RunningHub
@@ -175,8 +177,33 @@ def test_ecephys_explorer_draws_and_pans(demo_hub, artifacts):
                                timeout=60_000)
         render_ms = float(figure.get_attribute("data-render-ms"))
         assert render_ms < 2000, render_ms
+        wait_complete(page)
         page.wait_for_timeout(500)
         page.screenshot(path=str(artifacts / "widgets-ecephys.png"), full_page=True)
+        # a 10 s window (4-5 chunk rows) is drawn as its rows arrive: every label seen on
+        # the way says how many rows are in, and the last drawing has none
+        page.evaluate("""() => {
+            const f = document.querySelector(".dandilab-figure");
+            window.__loading = [];
+            new MutationObserver(() => window.__loading.push(f.dataset.loading || ""))
+                .observe(f, {attributes: true, attributeFilter: ["data-draws"]});
+        }""")
+        length = page.locator(".dandilab-view input[type='number']").nth(0)
+        length.fill("10")
+        length.press("Enter")
+        with contextlib.suppress(PlaywrightTimeout):  # local bytes may come too fast to see
+            page.wait_for_function("""() => !!document.querySelector(".dandilab-figure")
+                                       .dataset.loading""", timeout=10_000, polling=20)
+            page.screenshot(path=str(artifacts / "widgets-ecephys-loading.png"), full_page=True)
+        page.wait_for_function("""() => {
+            const r = JSON.parse(document.querySelector(".dandilab-figure").dataset.xRange);
+            return r[1] - r[0] > 9.9; }""", timeout=120_000)
+        wait_complete(page)
+        seen = page.evaluate("() => window.__loading")
+        assert seen and seen[-1] == "", seen
+        label = re.compile(r"loading \d+ of \d+ chunk rows…( \(\d+ from the overview\))?")
+        assert all(label.fullmatch(t) for t in seen if t), seen
+        print("loading labels seen:", seen)
 
 
 def test_ophys_explorer_frames_and_rois(demo_hub, artifacts):
