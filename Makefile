@@ -44,8 +44,16 @@ lint: install
 
 # The library's measurements (streaming vs remfile/fsspec, widgets vs nwbwidgets): < 10 min.
 bench: install
+	-@$(MAKE) --no-print-directory $(NWBW)/bin/python || echo "nwbwidgets did not install: the widget benchmark runs without it"
 	$(BIN)/python benchmarks/streaming.py
-	$(BIN)/python benchmarks/widgets.py
+	$(BIN)/python benchmarks/widgets.py $$(test -x $(NWBW)/bin/python && echo --nwbwidgets-python $(NWBW)/bin/python)
+
+# nwbwidgets (pynwb<3) in its own venv, for the widget benchmark's comparison.
+NWBW := .cache/nwbwidgets
+$(NWBW)/bin/python: benchmarks/nwbwidgets-requirements.txt
+	rm -rf $(NWBW)
+	$(PYTHON) -m venv $(NWBW)
+	$(NWBW)/bin/pip install --quiet --disable-pip-version-check -r $<
 
 # The hub under 1 000 simulated users (~17 min on 2 cores; HUB_LOAD_ARGS="--users 200": 2 min).
 bench-hub: install

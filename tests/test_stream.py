@@ -298,3 +298,36 @@ def test_a_process_that_never_closes_its_files_exits_cleanly(archive, local_arch
                     "remote.open_h5's exit guard could go")
     else:
         assert run.returncode == -11, (run.returncode, run.stderr[-2000:])
+
+
+def test_the_cache_keeps_to_its_budget(tmp_path, monkeypatch):
+    """trim() removes the oldest files first, down to the budget; writers trigger it at most
+    every TRIM_EVERY seconds, in the background."""
+    import os
+    import time
+
+    from dandilab import cache
+
+    root = tmp_path / "cache"
+    monkeypatch.setenv("DANDILAB_CACHE_DIR", str(root))
+    now = time.time()
+    for i in range(10):  # 10 files of 1 kB, file-0 the oldest
+        path = root / ("blocks" if i % 2 else "overview/k") / f"file-{i}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (now - 100 + i, now - 100 + i))
+    assert cache.trim(limit=10_000) == 0
+    assert cache.trim(limit=6_500) == 4000
+    left = sorted(p.name for p in root.rglob("file-*"))
+    assert left == [f"file-{i}" for i in range(4, 10)]
+    monkeypatch.setenv("DANDILAB_CACHE_MB", "0.0025")  # 2 500 bytes
+    monkeypatch.setattr(cache, "_last_trim", -cache.TRIM_EVERY)
+    cache.trim_sometimes()
+    deadline = time.monotonic() + 10
+    while len(list(root.rglob("file-*"))) > 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(p.name for p in root.rglob("file-*")) == ["file-8", "file-9"]
+    (root / "blocks" / "file-new").write_bytes(b"x" * 5000)
+    cache.trim_sometimes()  # too soon after the last one: nothing happens
+    time.sleep(0.2)
+    assert (root / "blocks" / "file-new").exists()

@@ -43,7 +43,7 @@ from urllib.parse import urljoin
 
 import urllib3
 
-from .cache import cache_dir
+from .cache import cache_dir, trim_sometimes
 
 __all__ = ["RemoteFile", "RemoteReadError", "open_h5", "source_of"]
 
@@ -441,6 +441,7 @@ class RemoteFile(io.RawIOBase):
             url_entry = self._cache_root / "urls" / self._key_from_url
             url_entry.write_text(json.dumps({"url": self.url, "size": self.size,
                                              "digest": self.digest or self.etag}))
+            trim_sometimes()
         except OSError:
             pass  # a cache that cannot be written is only slower
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import cache_dir
+from ..cache import cache_dir, trim_sometimes
 
 __all__ = ["BINS", "Overview"]
 
@@ -71,7 +71,8 @@ class Overview:
                 np.save(f, both)
             os.replace(tmp, path)
         except OSError:  # a read-only or full cache: no overview, windows still draw
-            pass
+            return
+        trim_sometimes()
 
     def get(self, r: int, c: int) -> np.ndarray | None:
         """(2, bins, channels of the chunk): min and max, or None."""
