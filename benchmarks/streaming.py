@@ -18,6 +18,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import urllib.request
@@ -39,6 +40,7 @@ OPERATIONS = ["open_nwb", "ElectricalSeries[0:30000, 0:384]", "3 TwoPhotonSeries
 ES = "acquisition/ElectricalSeries/data"
 TPS = "acquisition/TwoPhotonSeries/data"
 OPEN_REPEAT = 7
+REPEAT_BUDGET = 5.0  # seconds: a slow method's open is not repeated
 DASK_TIMEOUT = 120  # a method that takes longer is reported as timed out (keeps `make bench` < 10 min)
 
 
@@ -240,8 +242,9 @@ def measure_method(method, files, urls, s3, etags, proxy, client, rows) -> None:
     open_h5 = opener(method, files, urls, s3, etags)
 
     def timed(operation, fn, repeat=1, before=None, close=None):
-        """Run ``fn`` ``repeat`` times (``before`` each, ``close`` on all results but the
-        last); the median time, the last run's requests and bytes."""
+        """Run ``fn`` ``repeat`` times, or fewer once they took REPEAT_BUDGET seconds
+        (``before`` each, ``close`` on all results but the last); the median time, the
+        last run's requests and bytes."""
         samples = []
         for i in range(repeat):
             if before:
@@ -254,7 +257,10 @@ def measure_method(method, files, urls, s3, etags, proxy, client, rows) -> None:
                 result = None
             samples.append(time.perf_counter() - t)
             stats = proxy.stats()
-            if close and i < repeat - 1:
+            last = i == repeat - 1 or sum(samples) > REPEAT_BUDGET
+            if last:
+                break
+            if close:
                 close(result)
         seconds = None if result is None else float(np.median(samples))  # None: timed out
         rows.append({"method": method, "operation": operation, "seconds": seconds,
@@ -262,7 +268,8 @@ def measure_method(method, files, urls, s3, etags, proxy, client, rows) -> None:
                      "samples": samples})
         shown = f"{seconds:8.3f} s" if seconds is not None else " timeout  "
         rate = f"{stats['bytes'] / seconds / 1e6:7.1f} MB/s" if seconds and stats["bytes"] else ""
-        spread = f" (median of {repeat}: {min(samples):.3f}-{max(samples):.3f})" if repeat > 1 else ""
+        spread = (f" (median of {len(samples)}: {min(samples):.3f}-{max(samples):.3f})"
+                  if len(samples) > 1 else "")
         print(f"{method:>18}  {operation:<34} {shown} {stats['requests']:6d} req "
               f"{stats['bytes'] / 1e6:9.1f} MB {rate}{spread}", flush=True)
         return result
@@ -397,6 +404,8 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
     started = time.time()
+    # a terminated run still stops its S3 server, proxy and cluster (the finally blocks)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rows = run(args)
     print()
     print(table(rows, args))
