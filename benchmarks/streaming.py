@@ -207,11 +207,14 @@ def run(args) -> list[dict]:
             s3 = {"endpoint": proxy.url, "bucket": s3server.bucket, "keys": keys}
             os.environ["DANDILAB_CACHE_DIR"] = str(CACHE / "dandilab-cache")
             shutil.rmtree(CACHE / "dandilab-cache", ignore_errors=True)
+            rows = measure(files, urls, s3, etags, proxy, None, args.methods)
+            # the cluster only now: its scheduler's event loop in this process would slow
+            # every method's pynwb (CPU) work above by a third
             cluster = LocalCluster(n_workers=2, threads_per_worker=2, processes=True,
                                    dashboard_address=":0")
             client = Client(cluster)
             try:
-                return measure(files, urls, s3, etags, proxy, client, args.methods)
+                return rows + measure(files, urls, s3, etags, proxy, client, args.methods)
             finally:
                 client.close()
                 cluster.close()
@@ -219,8 +222,84 @@ def run(args) -> list[dict]:
             proxy.close()
 
 
-def measure(files, urls, s3, etags, proxy, client, methods) -> list[dict]:
-    rows = []
+class Method:
+    """How one method opens the ecephys file (and closes it), and reads ophys frames."""
+
+    def __init__(self, name, files, urls, s3, etags):
+        self.name, self.files, self.urls, self.etags = name, files, urls, etags
+        self.open_h5 = opener(name, files, urls, s3, etags)
+
+    def open(self):
+        """(h5py file, raw file object or None, io to close, NWBFile)."""
+        if self.name.startswith("dandilab"):  # the library's own open_nwb
+            from dandilab.stream import open_nwb
+
+            nwb = open_nwb(dandilab_source("ecephys", self.files, self.urls, self.etags))
+            return nwb.acquisition["ElectricalSeries"].data.file, None, nwb, nwb
+        h5, raw = self.open_h5("ecephys")
+        io, nwb = read_nwb(h5)
+        return h5, raw, io, nwb
+
+    @staticmethod
+    def close(opened) -> None:
+        h5, raw, io, _ = opened
+        io.close()
+        if h5.id.valid:
+            h5.close()
+        if raw is not None:
+            raw.close()
+
+    def before_open(self) -> None:
+        if self.name == "dandilab cold":  # every cold open starts with no persisted metadata
+            shutil.rmtree(CACHE / "dandilab-cache", ignore_errors=True)
+
+    def frames(self):
+        oh5, oraw = self.open_h5("ophys")
+        data = oh5[TPS]
+        out = [data[i] for i in (0, data.shape[0] // 2, data.shape[0] - 1)]
+        oh5.close()
+        if oraw is not None:
+            oraw.close()
+        return out
+
+
+class Recorder:
+    """Times operations through the proxy and keeps a row per (method, operation)."""
+
+    def __init__(self, proxy):
+        self.proxy, self.rows = proxy, []
+
+    def sample(self, fn):
+        """(result or None if it timed out, seconds, the proxy's counts)."""
+        self.proxy.reset()
+        t = time.perf_counter()
+        try:
+            result = fn()
+        except TimeoutError:
+            result = None
+        seconds = time.perf_counter() - t
+        return result, seconds, self.proxy.stats()
+
+    def add(self, method, operation, samples, stats, timed_out=False) -> None:
+        seconds = None if timed_out else float(np.median(samples))
+        self.rows.append({"method": method, "operation": operation, "seconds": seconds,
+                          "requests": stats["requests"], "bytes": stats["bytes"],
+                          "samples": samples})
+        shown = f"{seconds:8.3f} s" if seconds is not None else " timeout  "
+        rate = f"{stats['bytes'] / seconds / 1e6:7.1f} MB/s" if seconds and stats["bytes"] else ""
+        spread = (f" (median of {len(samples)}: {min(samples):.3f}-{max(samples):.3f})"
+                  if len(samples) > 1 else "")
+        print(f"{method:>18}  {operation:<34} {shown} {stats['requests']:6d} req "
+              f"{stats['bytes'] / 1e6:9.1f} MB {rate}{spread}", flush=True)
+
+    def once(self, method, operation, fn):
+        result, seconds, stats = self.sample(fn)
+        self.add(method, operation, [seconds], stats, timed_out=result is None)
+        return result
+
+
+def measure(files, urls, s3, etags, proxy, client, names) -> list[dict]:
+    """The reads of every method (no ``client``), or their Dask reductions (``client``)."""
     # warm imports and pynwb's namespace loading once, outside every timing, each method
     # with its own reader (dandilab's open_nwb keeps the namespaces of a file it has read
     # for files that cache the same ones: a kernel's first open pays them, see the note)
@@ -230,88 +309,40 @@ def measure(files, urls, s3, etags, proxy, client, methods) -> list[dict]:
     with h5py.File(files["ecephys"], "r") as f:
         read_nwb(f)[0].close()
     open_nwb(files["ophys"]).close()
-    for method in methods:
-        measure_method(method, files, urls, s3, etags, proxy, client, rows)
-    return rows
-
-
-def measure_method(method, files, urls, s3, etags, proxy, client, rows) -> None:
-    """The four operations of one method, appended to ``rows``."""
-    from dandilab.stream import open_nwb
-
-    open_h5 = opener(method, files, urls, s3, etags)
-
-    def timed(operation, fn, repeat=1, before=None, close=None):
-        """Run ``fn`` ``repeat`` times, or fewer once they took REPEAT_BUDGET seconds
-        (``before`` each, ``close`` on all results but the last); the median time, the
-        last run's requests and bytes."""
-        samples = []
-        for i in range(repeat):
-            if before:
-                before()
-            proxy.reset()
-            t = time.perf_counter()
-            try:
-                result = fn()
-            except TimeoutError:
-                result = None
-            samples.append(time.perf_counter() - t)
-            stats = proxy.stats()
-            last = i == repeat - 1 or sum(samples) > REPEAT_BUDGET
-            if last:
-                break
-            if close:
-                close(result)
-        seconds = None if result is None else float(np.median(samples))  # None: timed out
-        rows.append({"method": method, "operation": operation, "seconds": seconds,
-                     "requests": stats["requests"], "bytes": stats["bytes"],
-                     "samples": samples})
-        shown = f"{seconds:8.3f} s" if seconds is not None else " timeout  "
-        rate = f"{stats['bytes'] / seconds / 1e6:7.1f} MB/s" if seconds and stats["bytes"] else ""
-        spread = (f" (median of {len(samples)}: {min(samples):.3f}-{max(samples):.3f})"
-                  if len(samples) > 1 else "")
-        print(f"{method:>18}  {operation:<34} {shown} {stats['requests']:6d} req "
-              f"{stats['bytes'] / 1e6:9.1f} MB {rate}{spread}", flush=True)
-        return result
-
-    def open_both():
-        if method.startswith("dandilab"):  # the library's own open_nwb
-            nwb = open_nwb(dandilab_source("ecephys", files, urls, etags))
-            return nwb.acquisition["ElectricalSeries"].data.file, None, nwb, nwb
-        h5, raw = open_h5("ecephys")
-        io, nwb = read_nwb(h5)
-        return h5, raw, io, nwb
-
-    def frames():
-        oh5, oraw = open_h5("ophys")
-        data = oh5[TPS]
-        out = [data[i] for i in (0, data.shape[0] // 2, data.shape[0] - 1)]
-        oh5.close()
-        if oraw is not None:
-            oraw.close()
-        return out
-
-    def close(opened):
-        h5, raw, io, _ = opened
-        io.close()
-        if h5.id.valid:
-            h5.close()
-        if raw is not None:
-            raw.close()
-
-    def forget_cache():  # every cold open starts with no persisted metadata
-        shutil.rmtree(CACHE / "dandilab-cache", ignore_errors=True)
-
-    # opens are short and noisy on a shared machine: the median of OPEN_REPEAT
-    h5, raw, io, nwb = timed("open_nwb", open_both, repeat=OPEN_REPEAT, close=close,
-                             before=forget_cache if method == "dandilab cold" else None)
-    data = nwb.acquisition["ElectricalSeries"].data
-    series = timed(OPERATIONS[1], lambda: data[0:30000, 0:384])
-    assert series.shape == (30000, 384)
-    timed(OPERATIONS[2], frames)
-    means = timed(OPERATIONS[3], lambda: dask_mean(method, files, urls, s3, etags, h5, client))
-    assert means is None or means.shape == (384,)
-    close((h5, raw, io, nwb))
+    methods = [Method(name, files, urls, s3, etags) for name in names]
+    rec = Recorder(proxy)
+    if client is not None:
+        for m in methods:
+            opened = m.open()
+            means = rec.once(m.name, OPERATIONS[3], lambda m=m, opened=opened: dask_mean(
+                m.name, files, urls, s3, etags, opened[0], client))
+            assert means is None or means.shape == (384,)
+            m.close(opened)
+        return rec.rows
+    # Opens are short, and a shared machine's speed drifts: every method opens in turn,
+    # OPEN_REPEAT rounds (a slow method stops once its opens took REPEAT_BUDGET), and
+    # each reports its median, so drift falls on all methods alike.
+    samples = {m.name: [] for m in methods}
+    stats = {}
+    for _ in range(OPEN_REPEAT):
+        for m in methods:
+            if sum(samples[m.name]) > REPEAT_BUDGET:
+                continue
+            m.before_open()
+            opened, seconds, stats[m.name] = rec.sample(m.open)
+            samples[m.name].append(seconds)
+            m.close(opened)
+    for m in methods:
+        rec.add(m.name, "open_nwb", samples[m.name], stats[m.name])
+    for m in methods:
+        m.before_open()
+        opened = m.open()
+        data = opened[3].acquisition["ElectricalSeries"].data
+        series = rec.once(m.name, OPERATIONS[1], lambda data=data: data[0:30000, 0:384])
+        assert series.shape == (30000, 384)
+        rec.once(m.name, OPERATIONS[2], m.frames)
+        m.close(opened)
+    return rec.rows
 
 
 def table(rows, args) -> str:

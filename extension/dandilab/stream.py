@@ -186,7 +186,7 @@ def _nwb_io(h5file: h5py.File):
 
     Loading them builds a new type map, whose object mappers pynwb then builds again
     for every file (a fifth of a cold open's CPU time). Files that cache the same
-    specifications (same bytes) share one type map in this process, as pynwb's own
+    namespaces at the same versions share one type map in this process, as pynwb's own
     global type map is shared by every file read without ``load_namespaces``.
     """
     import pynwb
@@ -202,23 +202,18 @@ def _nwb_io(h5file: h5py.File):
     return io
 
 
-def _specifications_key(h5file: h5py.File) -> str | None:
-    """A digest of the specifications an NWB file caches (None if it caches none)."""
-    import hashlib
+def _specifications_key(h5file: h5py.File) -> tuple | None:
+    """The namespaces and versions an NWB file caches (None if it caches none).
 
+    Names and versions, as pynwb itself keys them (it skips a cached namespace whose
+    version is already loaded): reading the specifications' text would cost a request
+    on a cold remote open.
+    """
     specs = h5file.get("specifications")
     if not isinstance(specs, h5py.Group):
         return None
-    digest = hashlib.sha256()
-
-    def add(name, obj):
-        if isinstance(obj, h5py.Dataset):
-            value = obj[()]
-            digest.update(name.encode() + b"\0")
-            digest.update(value if isinstance(value, bytes) else str(value).encode())
-
-    specs.visititems(add)
-    return digest.hexdigest()
+    return tuple(sorted((name, tuple(sorted(group))) for name, group in specs.items()
+                        if isinstance(group, h5py.Group)))
 
 
 def _close_h5(h5file: h5py.File) -> None:
