@@ -48,12 +48,14 @@ bench: install
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/widgets.py $$(test -x $(NWBW)/bin/python && echo --nwbwidgets-python $(NWBW)/bin/python)
 
-# nwbwidgets (pynwb<3) in its own venv, for the widget benchmark's comparison.
+# nwbwidgets (pynwb<3) in its own venv, for the widget benchmark's comparison. The file is a
+# complete frozen set installed as is (--no-deps): nwbwidgets' own requirements cannot be
+# resolved together any more (it needs dandi and pynwb<3; dandi 0.81 needs pynwb>=3.1).
 NWBW := .cache/nwbwidgets
 $(NWBW)/bin/python: benchmarks/nwbwidgets-requirements.txt
 	rm -rf $(NWBW)
 	$(PYTHON) -m venv $(NWBW)
-	$(NWBW)/bin/pip install --quiet --disable-pip-version-check -r $<
+	$(NWBW)/bin/pip install --quiet --disable-pip-version-check --no-deps -r $<
 
 # The hub under 1 000 simulated users (~17 min on 2 cores; HUB_LOAD_ARGS="--users 200": 2 min).
 bench-hub: install

@@ -41,7 +41,7 @@ ES = "acquisition/ElectricalSeries/data"
 TPS = "acquisition/TwoPhotonSeries/data"
 OPEN_REPEAT = 7
 REPEAT_BUDGET = 5.0  # seconds: a slow method's open is not repeated
-DASK_TIMEOUT = 120  # a method that takes longer is reported as timed out (keeps `make bench` < 10 min)
+DASK_TIMEOUT = 60  # a method that takes longer is reported as timed out (keeps `make bench` < 10 min)
 
 
 def build_files(seconds: float) -> dict[str, Path]:
