@@ -65,16 +65,11 @@ def _unshuffle(itemsize: int):
     return Shuffle(elementsize=itemsize)
 
 
-_pool = None
-
-
+@functools.cache
 def pool():
     """The thread pool that decodes chunks (one thread per core; created on first use)."""
-    global _pool
-    if _pool is None:
-        import os
-        from concurrent.futures import ThreadPoolExecutor
+    import os
+    from concurrent.futures import ThreadPoolExecutor
 
-        _pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
-                                   thread_name_prefix="dandilab-decode")
-    return _pool
+    return ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
+                              thread_name_prefix="dandilab-decode")
