@@ -110,6 +110,7 @@ def start_hub(data: Path, archive_url: str) -> tuple[subprocess.Popen, str]:
     settings = Settings(archive_url=archive_url, data_dir=str(data), port=port,
                         hub_port=free_port(), proxy_api_port=free_port(),
                         proxy_command=[find_proxy()], cull_enabled=False, usage_service=False,
+                        shared_account_users=0,  # 1 000 simulated people, one account
                         log_level="WARN")
     settings.to_file(data / "settings.json")
     (data / "jupyterhub_config.py").write_text(

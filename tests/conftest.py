@@ -48,7 +48,11 @@ def hub(archive, tmp_path_factory):
     """`dandihub up --archive` against that archive: `.url`, `.log`."""
     from .hubutil import RunningHub
 
-    with RunningHub(tmp_path_factory.mktemp("hub-data"), "--archive", archive.api_url) as running:
+    # Several people sign in to it (admin among them): allowed on one system account for
+    # these tests of sign-in and usage; tests/test_isolation.py tests the one-person rule.
+    settings = {"shared_account_users": 0, "admin_users": ["admin"]}
+    with RunningHub(tmp_path_factory.mktemp("hub-data"), "--archive", archive.api_url,
+                    settings=settings) as running:
         yield running
 
 

@@ -91,6 +91,15 @@ def login(hub_url: str, api_key: str) -> tuple[httpx.Client, httpx.Response]:
     return client, answer
 
 
+def login_error(response: httpx.Response) -> str:
+    """The message the API-key login form shows above its field."""
+    import html
+
+    text = html.unescape(response.text)
+    start = text.index('class="login_error"')
+    return text[text.index(">", start) + 1 : text.index("</p>", start)].strip()
+
+
 def start_server(
     client: httpx.Client, username: str, timeout: float = 120, profile: str = "tiny"
 ) -> httpx.Response:

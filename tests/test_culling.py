@@ -146,6 +146,7 @@ def culling_hub(tmp_path_factory):
         tmp_path_factory.mktemp("cull-hub"), archive.api_url,
         cull_timeout=TIMEOUT, cull_every=EVERY, activity_interval=INTERVAL,
         usage_service=False,
+        shared_account_users=0,  # three people on one system account: a test of culling only
     ) as hub:
         hub.keys = keys
         yield hub

@@ -3,22 +3,15 @@ checked by a real local archive, spawning real JupyterLab servers."""
 
 from __future__ import annotations
 
-import html
 import time
 
 import httpx
 import psutil
 import pytest
 
-from .hubutil import RunningHub, login, start_server
+from .hubutil import RunningHub, login, login_error, start_server
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(400)]
-
-
-def login_error(response: httpx.Response) -> str:
-    text = html.unescape(response.text)
-    start = text.index('class="login_error"')
-    return text[text.index(">", start) + 1 : text.index("</p>", start)].strip()
 
 
 def test_login_page_asks_for_a_dandi_api_key(hub):

@@ -35,7 +35,7 @@ from oauthenticator.oauth2 import (
 )
 from tornado.httpclient import HTTPClientError
 from tornado.web import HTTPError
-from traitlets import Dict, List, Unicode, default
+from traitlets import Bool, Dict, List, Unicode, default
 
 from .archive import (
     PUBLIC_API_URL,
@@ -159,6 +159,11 @@ class ArchiveLoginHandler(OAuthLoginHandler):
         return super().authorize_redirect(*args, **kwargs)
 
 
+ARCHIVE_ADMINS_HELP = (
+    "Make the archive's admins hub admins when they sign in. Off by default: a hub admin "
+    "can act as (and so read the DANDI key of) any user; list hub admins in admin_users.")
+
+
 class ArchivesMixin:
     """The archives of an authenticator: `archives`, or the single `archive_url`."""
 
@@ -197,6 +202,7 @@ class APIKeyAuthenticator(Authenticator):
     ``JUPYTERHUB_CRYPT_KEY``.
     """
 
+    archive_admins_are_hub_admins = Bool(False, config=True, help=ARCHIVE_ADMINS_HELP)
     archive_url = Unicode(
         PUBLIC_API_URL,
         config=True,
@@ -260,7 +266,8 @@ class APIKeyAuthenticator(Authenticator):
         self.log.info("DANDI user %s signed in with an API key", user.username)
         return {
             "name": user.username,
-            "admin": True if user.admin else None,
+            # None leaves the hub's own admin flag (admin_users) as it is
+            "admin": True if (user.admin and self.archive_admins_are_hub_admins) else None,
             "auth_state": {
                 AUTH_STATE_KEY: key,
                 AUTH_STATE_ARCHIVE: self.archive_url,
@@ -322,6 +329,7 @@ class DandiOAuthenticator(ArchivesMixin, OAuthenticator):
     login_handler = ArchiveLoginHandler
     callback_handler = SignInCallbackHandler
 
+    archive_admins_are_hub_admins = Bool(False, config=True, help=ARCHIVE_ADMINS_HELP)
     archive_url = Unicode(
         PUBLIC_API_URL,
         config=True,
@@ -440,6 +448,8 @@ class DandiOAuthenticator(ArchivesMixin, OAuthenticator):
         user = ArchiveUser.from_json(auth_state[self.user_auth_state_key])
         auth_state[AUTH_STATE_ARCHIVE] = archive.api_url
         auth_state[AUTH_STATE_ARCHIVE_NAME] = archive.name
+        if user.admin and self.archive_admins_are_hub_admins:
+            auth_model["admin"] = True
         if user.approved:
             try:
                 auth_state[AUTH_STATE_KEY] = await archive.client().api_key(

@@ -1,6 +1,6 @@
 """``dandihub``: run DANDI Hub on one machine.
 
-    dandihub up [--demo | --archive URL] [--port 8000] [--data-dir DIR]
+    dandihub up [--demo | --archive URL] [--port 8000] [--data-dir DIR] [--isolate]
     dandihub archive serve DIR [--port N] [--s3-port N]
     dandihub archive demo DIR          build the demo archive folder (cached)
     dandihub usage [HOMES] [--hub-api URL --token T] [--delete]   usage and retention report
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import pwd
 import secrets
 import signal
 import socket
@@ -25,6 +26,7 @@ from pathlib import Path
 import httpx
 import platformdirs
 
+from . import isolation
 from .archive import PUBLIC_API_URL
 from .config import Settings
 from .nodetools import find_node_tool
@@ -145,6 +147,7 @@ def up(args) -> int:
     # script); the processes started below then get the default handling too, so the
     # hub's services and users' servers stop when the hub asks them to.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.umask(0o077)  # what the hub writes (database, logs, keys) is the hub's alone
     data_dir = Path(args.data_dir or platformdirs.user_data_dir("dandihub")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
@@ -171,8 +174,11 @@ def up(args) -> int:
             admin_users=["admin"] if args.demo else [],
             log_level=args.log_level,
         )
+        if args.isolate:
+            settings.isolation = "unix"
         if args.settings:  # a deployment's choices (authenticator, archives, ...) over these
             settings = Settings.from_dict({**asdict(settings), **read_settings(args.settings)})
+        check_isolation(settings, data_dir)
         settings.to_file(data_dir / "settings.json")
         config_file = data_dir / "jupyterhub_config.py"
         config_file.write_text(
@@ -182,6 +188,7 @@ def up(args) -> int:
         )
         stop_stale_proxy(data_dir)
         env = {**os.environ, "JUPYTERHUB_CRYPT_KEY": crypt_key(data_dir)}
+        isolation.secure_data_dir(data_dir, settings.isolation)
         proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(config_file)],
             cwd=data_dir,
@@ -202,6 +209,7 @@ def up(args) -> int:
             wait_for_hub(url, proc)
             archives = ", ".join(a["api_url"] for a in settings.archive_entries())
             print_welcome(url, archives, keys, settings.authenticator)
+            print(isolation_summary(settings), flush=True)
             return proc.wait()
         except KeyboardInterrupt:
             print("\nStopping DANDI Hub...", flush=True)
@@ -210,6 +218,33 @@ def up(args) -> int:
             # A second Ctrl-C must not cut the clean-up short and leave processes behind.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def check_isolation(settings: Settings, data_dir: Path) -> None:
+    """Refuse to serve several people, or the network, from one system account."""
+    if settings.isolation == "unix":
+        try:
+            isolation.check_can_isolate(data_dir)
+        except isolation.IsolationError as e:
+            raise SystemExit(f"Cannot isolate users: {e}") from None
+        return
+    if not isolation.is_loopback(settings.ip):
+        raise SystemExit(
+            f"Refusing --ip {settings.ip}: without --isolate every user's server runs as this "
+            "system account, so anyone who signs in could read the others' DANDI keys and "
+            "tokens. To serve a network, run `sudo dandihub up --isolate --ip ...` (each user "
+            "gets a Unix account of their own), or use the Helm chart on Kubernetes.")
+
+
+def isolation_summary(settings: Settings) -> str:
+    if settings.isolation == "unix":
+        return ("  Users:    isolated: each runs as a Unix account of their own (dandi-<name>),"
+                " home 0700.")
+    who = pwd.getpwuid(os.geteuid()).pw_name
+    limit = settings.shared_account_users
+    people = "one person" if limit == 1 else (f"{limit} people" if limit else "anyone")
+    return (f"  Users:    NOT isolated: every server runs as '{who}', so this hub serves "
+            f"{people}. To share it: sudo dandihub up --isolate")
 
 
 def print_welcome(url: str, archive_url: str, keys: dict[str, str],
@@ -256,7 +291,12 @@ def parser() -> argparse.ArgumentParser:
     source.add_argument("--demo", action="store_true", help="start a local demo archive too")
     source.add_argument("--archive", metavar="URL", help=f"archive API root (default {PUBLIC_API_URL})")
     u.add_argument("--port", type=int, default=8000, help="port of the hub (default 8000)")
-    u.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    u.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1;"
+                   " other addresses need --isolate)")
+    u.add_argument("--isolate", action="store_true",
+                   help="give each user a Unix account of their own (dandi-<name>, made on "
+                   "first sign-in; needs root). Without it every server runs as this account "
+                   "and the hub serves one person.")
     u.add_argument("--archive-port", type=int, default=0, help="port of the demo archive (default: free)")
     u.add_argument("--data-dir", help="where the database, homes and demo data live "
                    f"(default {platformdirs.user_data_dir('dandihub')})")

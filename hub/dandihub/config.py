@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import socket
 import sys
 from dataclasses import asdict, dataclass, field, fields
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
+from . import isolation
 from .archive import PUBLIC_API_URL, parse_archives
 from .profiles import (
     DEFAULT_IMAGES,
@@ -58,6 +60,14 @@ class Settings:
     proxy_api_port: int = 8001
     proxy_command: list[str] = field(default_factory=lambda: ["configurable-http-proxy"])
     admin_users: list[str] = field(default_factory=list)
+    # Archive admins become hub admins only when this is set: a hub admin can act as any
+    # user (and so read their DANDI keys). Default: admin_users alone.
+    archive_admins_are_hub_admins: bool = False
+    # Embedded mode (spawner "local"): "none" runs every server as the hub's own account,
+    # so it serves shared_account_users people at most (0: no limit -- each can read the
+    # others' keys); "unix" gives each user a Unix account of their own (root needed).
+    isolation: str = "none"
+    shared_account_users: int = 1
     # Sign-in with "dandi-oauth" or "github": the archives people may come from, each
     # {name, api_url, web_url?, oauth_url?, client_id, client_secret | client_secret_file,
     # service_token | service_token_file} (dandihub.archive.Archive: client_* is the hub's OAuth
@@ -132,7 +142,12 @@ class Settings:
         return cls.from_dict(data)
 
     def to_file(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        """Write the settings, readable by this account only (they may hold client secrets)."""
+        path = Path(path)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(asdict(self), indent=2) + "\n")
 
     def validate(self) -> None:
         if self.authenticator not in AUTHENTICATORS:
@@ -141,6 +156,12 @@ class Settings:
             )
         if self.spawner not in SPAWNERS:
             raise SettingsError(f"spawner '{self.spawner}' is not one of {sorted(SPAWNERS)}")
+        if self.isolation not in ("none", "unix"):
+            raise SettingsError(
+                f"isolation '{self.isolation}' is not one of 'none' (one system account for "
+                "every server) or 'unix' (a Unix account per user)")
+        if self.shared_account_users < 0:
+            raise SettingsError("shared_account_users must be 0 (no limit) or more")
         if not self.archive_url.startswith(("http://", "https://")):
             raise SettingsError(
                 f"archive_url '{self.archive_url}' must be the archive's API root, "
@@ -211,6 +232,7 @@ def build_config(settings: Settings) -> Config:
 
     c.JupyterHub.authenticator_class = AUTHENTICATORS[settings.authenticator]
     c.Authenticator.admin_users = set(settings.admin_users)
+    c.Authenticator.archive_admins_are_hub_admins = settings.archive_admins_are_hub_admins
     if settings.authenticator == "apikey":
         c.APIKeyAuthenticator.archive_url = settings.archive_url
     if settings.oauth_callback_url:
@@ -249,7 +271,14 @@ def build_config(settings: Settings) -> Config:
         c.Spawner.start_timeout = settings.start_timeout
         c.Spawner.http_timeout = settings.start_timeout
     if settings.spawner == "local":
-        c.LocalSpawner.home_dir_template = str(data / "homes" / "{username}")
+        homes = str(data / "homes" / "{username}")
+        c.LocalSpawner.home_dir_template = homes
+        if settings.isolation == "unix":
+            c.LocalSpawner.system_users = True
+            c.Authenticator.post_auth_hook = isolation.account_hook(homes)
+        elif settings.shared_account_users:
+            c.Authenticator.post_auth_hook = isolation.one_person_hook(
+                settings.shared_account_users)
         # The hub's own Python: embedded mode installs hub and user side together.
         c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
         c.LocalSpawner.profiles = copy.deepcopy(settings.profiles)

@@ -24,7 +24,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jupyterhub.spawner import SimpleLocalProcessSpawner, set_user_setuid
 from jupyterhub.traitlets import ByteSpecification
 from jupyterhub.utils import exponential_backoff
 from kubernetes_asyncio.client.models import (
@@ -40,6 +40,7 @@ from kubespawner.utils import get_k8s_model
 from tornado import web
 from traitlets import Bool, Dict, List, Unicode, default
 
+from . import isolation
 from . import profiles as _profiles
 from .auth import AUTH_STATE_ARCHIVE, AUTH_STATE_KEY
 
@@ -222,7 +223,9 @@ def _under(mount: tuple[Path, str], path: str) -> Path:
 class LocalSpawner(SimpleLocalProcessSpawner):
     """Embedded mode: each user's JupyterLab is a local process with its own home folder.
 
-    Not isolation (all servers run as the hub's system user); use KubeSpawner for that.
+    With `system_users` each server runs as its user's own Unix account (``dandi-<name>``,
+    made on first sign-in, home 0700; `dandihub.isolation`), never as root. Without it every
+    server runs as the hub's system account: no isolation, for one person only.
     Offers the configured profiles this machine can guarantee (a form when there is more
     than one), and holds the server to its profile's memory and CPU limits: with a cgroup
     when the hub may create one (root, or a delegated cgroup), else with a per-process
@@ -256,6 +259,14 @@ class LocalSpawner(SimpleLocalProcessSpawner):
         help="Folder, under the hub's own cgroup, that holds one cgroup per user server.",
     )
 
+    system_users = Bool(
+        False,
+        config=True,
+        help="Run each user's server as a Unix account of their own (dandi-<name>, created "
+        "when missing; needs a hub running as root). False: as the hub's own account, which "
+        "isolates nobody.",
+    )
+
     _profile: _profiles.Profile | None = None
     _cgroup: Cgroup | None = None
     limits_report = ""  # how the limits were applied, for the log and tests
@@ -266,11 +277,21 @@ class LocalSpawner(SimpleLocalProcessSpawner):
 
     @default("args")
     def _default_args(self):
-        # jupyter_server refuses to run as root unless told; containers and CI run as root.
-        return ["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []
+        # Without accounts of their own, a hub run as root (containers, CI) runs the one
+        # person's server as root, which jupyter_server refuses unless told; with
+        # system_users servers never run as root.
+        if os.geteuid() == 0 and not self.system_users:
+            return ["--ServerApp.allow_root=True"]
+        return []
+
+    @property
+    def system_user(self) -> str:
+        return isolation.system_username(self.user.name)
 
     def user_env(self, env):
         env = super().user_env(env)
+        if self.system_users:
+            env["USER"] = env["LOGNAME"] = self.system_user
         # The environment's own tools (dandi, jupyter, ...) in terminals and subprocesses,
         # however the hub itself was started.
         tools = os.path.dirname(sys.executable)
@@ -339,12 +360,15 @@ class LocalSpawner(SimpleLocalProcessSpawner):
         return profile
 
     def make_preexec_fn(self, name):
-        chdir_home = super().make_preexec_fn(name)
+        if self.system_users:
+            # JupyterHub's own: groups, gid, uid of the account, then its home
+            chdir_home = set_user_setuid(self.system_user, chdir=True)
+        else:
+            chdir_home = super().make_preexec_fn(name)
         procs_files = self._cgroup.procs_files() if self._cgroup else []
         fallback = self._fallback_limits if (self.enforce_limits and not self._cgroup) else None
 
         def preexec():
-            chdir_home()
             pid = str(os.getpid())
             for procs in procs_files:  # before exec: every later child inherits the cgroup
                 with contextlib.suppress(OSError), open(procs, "w") as f:
@@ -352,6 +376,7 @@ class LocalSpawner(SimpleLocalProcessSpawner):
             if fallback:
                 with contextlib.suppress(OSError, ValueError):
                     fallback()
+            chdir_home()  # last: it may give up root
 
         return preexec
 
@@ -368,6 +393,7 @@ class LocalSpawner(SimpleLocalProcessSpawner):
         if self._profile is None:  # JupyterHub < 5.3 has no apply_user_options
             self.apply_profile((self.user_options or {}).get("profile"))
         profile = self._profile
+        self._prepare_home()
         self._cgroup = None
         reason = "disabled (enforce_limits = False)"
         if self.enforce_limits:
@@ -408,6 +434,19 @@ class LocalSpawner(SimpleLocalProcessSpawner):
             self.limits_report = "none"
             self.log.info("Server of %s: limits %s", self.user.name, reason)
         return result
+
+    def _prepare_home(self) -> None:
+        """The user's home, private to them (and their account, made when missing)."""
+        if self.system_users:
+            try:
+                isolation.ensure_system_user(self.user.name, self.home_dir)
+            except isolation.IsolationError as e:
+                self.log.error("Cannot start %s's server: %s", self.user.name, e)
+                raise web.HTTPError(500, str(e)) from None
+            return
+        home = Path(self.home_dir)
+        home.mkdir(parents=True, exist_ok=True)
+        home.chmod(0o700)
 
     def _cgroup_leaf(self) -> str:
         # per hub process: two hubs on one machine may have users of the same name
