@@ -50,7 +50,8 @@ class RunningHub:
             path = self.data_dir / "settings-override.json"
             path.write_text(json.dumps(self.settings, indent=1))
             self.args += ["--settings", str(path)]
-        with open(self.data_dir / "hub.log", "wb") as out:  # the child keeps its own copy
+        log = os.open(self.data_dir / "hub.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(log, "wb") as out:  # the child keeps its own copy; private, as a terminal
             self.proc = subprocess.Popen(
                 self.args, stdout=out, stderr=subprocess.STDOUT, env=os.environ
             )
@@ -78,6 +79,40 @@ class RunningHub:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def shared_python() -> str:
+    """An interpreter of this environment that every account may run.
+
+    Ours may live where only root can enter (a Python built under /root, as on the CI
+    machines): then a venv of the system's Python of the same version, which reads this
+    environment's packages (site.addsitedir, so editable installs work too), in /var/tmp.
+    """
+    import hashlib
+    import shutil
+    import stat
+
+    def open_to_all(path: Path) -> bool:
+        return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents] if p.exists())
+
+    if open_to_all(Path(sys.executable).resolve().parent) and open_to_all(Path(sys.prefix)):
+        return sys.executable
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    system = shutil.which(version, path="/usr/bin:/usr/local/bin") or ""
+    if not system:
+        return sys.executable  # nothing better: the isolation check then says why
+    site = next(p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix))
+    venv = Path("/var/tmp") / f"dandihub-userenv-{hashlib.sha256(site.encode()).hexdigest()[:10]}"
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([system, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    own_site = venv / "lib" / version / "site-packages"
+    (own_site / "dandihub-test-env.pth").write_text(f"import site; site.addsitedir({site!r})\n")
+    for shared in ("etc/jupyter", "share/jupyter"):  # server extensions, labextensions, kernels
+        link = venv / shared
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(Path(sys.prefix) / shared)
+    return str(venv / "bin" / "python")
 
 
 def login(hub_url: str, api_key: str) -> tuple[httpx.Client, httpx.Response]:

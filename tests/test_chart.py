@@ -56,7 +56,7 @@ CHART_FIELDS = {
 }
 EMBEDDED_ONLY = {"ip", "port", "hub_port", "proxy_api_port", "proxy_command",
                  "keep_servers_on_restart",  # always on with the kubernetes spawner
-                 "isolation", "shared_account_users",  # pods isolate users on Kubernetes
+                 "isolation", "shared_account_users", "user_python",  # pods isolate users
                  # secrets never go into values: they come from the dandihub-secrets volume
                  "github_client_secret"}
 

@@ -224,7 +224,7 @@ def check_isolation(settings: Settings, data_dir: Path) -> None:
     """Refuse to serve several people, or the network, from one system account."""
     if settings.isolation == "unix":
         try:
-            isolation.check_can_isolate(data_dir)
+            isolation.check_can_isolate(data_dir, settings.user_python)
         except isolation.IsolationError as e:
             raise SystemExit(f"Cannot isolate users: {e}") from None
         return

@@ -68,6 +68,9 @@ class Settings:
     # others' keys); "unix" gives each user a Unix account of their own (root needed).
     isolation: str = "none"
     shared_account_users: int = 1
+    # The interpreter of users' servers (embedded mode): "" is the hub's own. With
+    # isolation "unix" every account must be able to run it.
+    user_python: str = ""
     # Sign-in with "dandi-oauth" or "github": the archives people may come from, each
     # {name, api_url, web_url?, oauth_url?, client_id, client_secret | client_secret_file,
     # service_token | service_token_file} (dandihub.archive.Archive: client_* is the hub's OAuth
@@ -280,7 +283,7 @@ def build_config(settings: Settings) -> Config:
             c.Authenticator.post_auth_hook = isolation.one_person_hook(
                 settings.shared_account_users)
         # The hub's own Python: embedded mode installs hub and user side together.
-        c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+        c.Spawner.cmd = [settings.user_python or sys.executable, "-m", "jupyterhub.singleuser"]
         c.LocalSpawner.profiles = copy.deepcopy(settings.profiles)
         c.LocalSpawner.images = copy.deepcopy(settings.images)
     if settings.spawner == "kubernetes":

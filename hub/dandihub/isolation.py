@@ -92,8 +92,10 @@ def ensure_system_user(hub_name: str, home: str | Path) -> pwd.struct_passwd:
     return account
 
 
-def check_can_isolate(data_dir: Path) -> None:
-    """Raise IsolationError unless this process can run servers as other accounts."""
+def check_can_isolate(data_dir: Path, python: str = "") -> None:
+    """Raise IsolationError unless this process can run servers as other accounts, with
+    ``python`` (default: this one) as their interpreter."""
+    python = python or sys.executable
     if os.geteuid() != 0:
         raise IsolationError(
             "Giving each user a Unix account of their own needs root (to create the accounts "
@@ -107,14 +109,18 @@ def check_can_isolate(data_dir: Path) -> None:
                 f"{folder} is closed to other accounts (mode "
                 f"{stat.S_IMODE(folder.stat().st_mode):o}). Choose a --data-dir whose parent "
                 "folders others may enter (e.g. /srv/dandihub), or `chmod o+x` them.")
-    probe = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-c", "import jupyterhub.singleuser, dandilab"],
-        preexec_fn=_as_nobody, capture_output=True, text=True, timeout=120, check=False)
-    if probe.returncode != 0:
+    try:
+        probe = subprocess.run(  # noqa: S603 - the configured interpreter
+            [python, "-c", "import jupyterhub.singleuser, dandilab"],
+            preexec_fn=_as_nobody, capture_output=True, text=True, timeout=120, check=False)
+        error = (probe.stderr.strip().splitlines() or ["?"])[-1] if probe.returncode else ""
+    except OSError as e:
+        error = str(e)
+    if error:
         raise IsolationError(
-            f"Other accounts cannot run this Python environment ({sys.prefix}): "
-            f"{(probe.stderr.strip().splitlines() or ['?'])[-1]}. Install DANDI Hub where "
-            "every account can read it (not under /root or a private home).")
+            f"Other accounts cannot run the Python environment of the servers ({python}): "
+            f"{error}. Install DANDI Hub where every account can read it (not under /root or "
+            "a private home), or set user_python to an interpreter they can run.")
 
 
 def _as_nobody() -> None:

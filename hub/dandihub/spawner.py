@@ -294,7 +294,7 @@ class LocalSpawner(SimpleLocalProcessSpawner):
             env["USER"] = env["LOGNAME"] = self.system_user
         # The environment's own tools (dandi, jupyter, ...) in terminals and subprocesses,
         # however the hub itself was started.
-        tools = os.path.dirname(sys.executable)
+        tools = os.path.dirname(self.cmd[0] if self.cmd else sys.executable)
         if tools not in env.get("PATH", "").split(os.pathsep):
             env["PATH"] = os.pathsep.join(filter(None, [tools, env.get("PATH")]))
         return env
