@@ -144,6 +144,9 @@ def scenario(local_archive):
             other.close()
     finally:
         shutil.rmtree(data, ignore_errors=True)
+        if not why_not:  # the accounts the hub made for this test
+            for user in ("alice", MALLORY):
+                subprocess.run(["userdel", f"dandi-{user}"], capture_output=True, check=False)
 
 
 def test_full_scenario_works(scenario, local_archive_dir):
