@@ -260,6 +260,8 @@ def print_welcome(url: str, archive_url: str, keys: dict[str, str],
             "  Sign in with the API key of the demo account 'demo' (a local demo archive account):",
             f"            {keys['demo']}",
             "  In a terminal there, try:  dandi ls -r $DANDI_API_URL/dandisets/900001/",
+            "  The demo archive's other accounts (to see how the hub treats each):",
+            *(f"            {name:<9} {key}" for name, key in sorted(keys.items()) if name != "demo"),
         ]
     elif authenticator != "apikey":
         service = "GitHub" if authenticator == "github" else "DANDI"
@@ -284,7 +286,10 @@ def archive_demo(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from importlib.metadata import version
+
     p = argparse.ArgumentParser(prog="dandihub", description="DANDI Hub on one machine.")
+    p.add_argument("--version", action="version", version=f"dandihub {version('dandihub')}")
     sub = p.add_subparsers(dest="command", required=True)
     u = sub.add_parser("up", help="run the hub (JupyterHub + proxy + JupyterLab) on this machine")
     source = u.add_mutually_exclusive_group()

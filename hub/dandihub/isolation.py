@@ -134,17 +134,18 @@ def _as_nobody() -> None:
 def secure_data_dir(data_dir: Path, mode: str) -> None:
     """Make the hub's secrets readable by the hub's account only.
 
-    With per-user accounts the data folder and ``homes/`` are open to be entered (0711: each
-    user reaches their own home, lists nobody's), everything else in it is private.
+    With per-user accounts the data folder and ``homes/`` may be entered by others (each
+    user reaches their own home, and lists nobody's); the hub's own files are private.
+    Only what the hub keeps there is changed: a data folder may hold other things.
     """
-    data_dir.chmod(0o711 if mode == "unix" else 0o700)
-    homes = data_dir / "homes"
-    homes.mkdir(exist_ok=True)
-    homes.chmod(0o711 if mode == "unix" else 0o700)
-    for entry in data_dir.iterdir():
-        if entry.name == "homes" or entry.is_symlink():
-            continue
-        entry.chmod(0o700 if entry.is_dir() else 0o600)
+    closed = 0o066 if mode == "unix" else 0o077  # others may only enter (x), or nothing
+    for folder in (data_dir, data_dir / "homes"):
+        folder.mkdir(exist_ok=True)
+        folder.chmod(stat.S_IMODE(folder.stat().st_mode) & ~closed | (0o711 if mode == "unix" else 0o700))
+    for name in (*_SECRET_FILES, "demo-archive", "proxy.pid"):
+        entry = data_dir / name
+        if entry.exists() and not entry.is_symlink():
+            entry.chmod(0o700 if entry.is_dir() else 0o600)
 
 
 def account_hook(home_template: str):
