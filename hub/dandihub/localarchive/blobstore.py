@@ -197,6 +197,11 @@ class BlobStore:
         """Path-style URL of the bucket; object URLs are ``{bucket_url}/{key}``."""
         return f"{self.endpoint_url}/{self.bucket}"
 
+    @property
+    def access_key_id(self) -> str:
+        """The id (not the secret) of the credentials this run's store accepts."""
+        return self._credentials.get("aws_access_key_id", "")
+
     def object_url(self, key: str) -> str:
         return f"{self.bucket_url}/{quote(key, safe='/')}"
 
