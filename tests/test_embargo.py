@@ -278,7 +278,7 @@ WRITES = [
 @pytest.mark.parametrize(("method", "query", "body"), WRITES)
 def test_anonymous_writes_are_refused_and_change_nothing(local_archive, canary, method, query,
                                                          body):
-    key, url = canary
+    _, url = canary
     answer = httpx.request(method, url + query, content=body, timeout=10)
     assert s3_error(answer) == (403, "AccessDenied")
     assert httpx.get(url, timeout=10).content == b"the original bytes"

@@ -267,12 +267,14 @@ async function main() {
   s3rver.middleware.splice(s3rver.middleware.length - 1, 0, guard);
 
   const server = http.createServer(s3rver.callback());
-  server.keepAliveTimeout = 65000;
   server.listen(config.port, config.address, () => {
     const { port } = server.address();
     process.stdout.write(JSON.stringify({ listening: port }) + '\n');
   });
-  const stop = () => server.close(() => process.exit(0));
+  const stop = () => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections(); // a reader's keep-alive connection must not hold the exit
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }
