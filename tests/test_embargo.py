@@ -343,3 +343,18 @@ def test_public_objects_stay_anonymously_readable(local_archive, api):
     zarr = SYNTHETIC_ASSETS[3].zarr
     assert httpx.get(f"{local_archive.s3_url}/zarr/{zarr}/0/.zarray",
                      timeout=10).content == ZARR_KEYS["0/.zarray"]
+
+
+def test_the_store_secret_is_in_no_command_line_environment_or_file(local_archive):
+    """Other local users can read a process's command line (and root its environment):
+    the secret goes to the S3 store on its stdin only, and never to its folder."""
+    import psutil
+
+    secret = local_archive.blobstore._credentials["aws_secret_access_key"]
+    child = psutil.Process(local_archive.blobstore._server.pid)
+    assert "s3front.js" in " ".join(child.cmdline())
+    assert secret not in " ".join(child.cmdline())
+    assert all(secret not in value for value in child.environ().values())
+    store_dir = local_archive.blobstore.data_dir
+    for path in store_dir.rglob("*.json"):
+        assert secret not in path.read_text(errors="replace"), path
