@@ -3,7 +3,8 @@
 ``local_archive`` is one running ``LocalArchive`` for the session over a folder
 holding a small Dandiset that these fixtures write themselves (``SYNTHETIC``:
 a real pynwb file, a path with '#', a space and unicode, a metadata-only blob,
-a zarr with content, a published version) plus, when ../shared/fixtures is
+a zarr with content, a published version), an embargoed Dandiset owned by alice
+(``EMBARGOED``: a blob and a zarr with content) plus, when ../shared/fixtures is
 there, the nine real Dandisets imported from it.
 """
 
@@ -183,6 +184,54 @@ def write_synthetic_dandiset(archive: Path) -> dict[str, Path]:
     return contents
 
 
+EMBARGOED = "000997"
+EMBARGOED_CREATED = "2024-03-04T10:00:00+00:00"  # after SYNTHETIC: listings sort by creation
+EMBARGOED_BLOB = SyntheticAsset("0e970000-0000-4000-8000-000000000001",
+                                "sub-secret/sub-secret_ses-1_ecephys.nwb",
+                                blob="b9970000-0000-4000-8000-000000000001")
+EMBARGOED_ZARR = SyntheticAsset("0e970000-0000-4000-8000-000000000002",
+                                "sub-secret/sub-secret_image.zarr",
+                                zarr="29970000-0000-4000-8000-000000000002")
+EMBARGOED_BYTES = bytes(range(256)) * 64  # 16 KiB that appear nowhere else
+
+
+def write_embargoed_dandiset(archive: Path) -> None:
+    """Write ``EMBARGOED`` (owned by alice): a blob and a zarr whose bytes are in the store."""
+    folder = archive / "dandisets" / EMBARGOED
+    folder.mkdir(parents=True, exist_ok=True)
+    (archive / "blobs").mkdir(exist_ok=True)
+    blob_file = archive / "blobs" / EMBARGOED_BLOB.blob
+    blob_file.write_bytes(EMBARGOED_BYTES)
+    zfolder = archive / "zarr" / EMBARGOED_ZARR.zarr
+    for key, data in ZARR_KEYS.items():
+        (zfolder / key).parent.mkdir(parents=True, exist_ok=True)
+        (zfolder / key).write_bytes(data)
+    embargoed_access = [{"schemaKey": "AccessRequirements", "status": "dandi:EmbargoedAccess"}]
+    records = [
+        _asset_record(EMBARGOED_BLOB, len(EMBARGOED_BYTES), _digest(blob_file),
+                      "application/x-nwb"),
+        _asset_record(EMBARGOED_ZARR, sum(len(d) for d in ZARR_KEYS.values()), {},
+                      "application/x-zarr"),
+    ]
+    for record in records:
+        record["created"] = record["modified"] = EMBARGOED_CREATED
+        record["metadata"]["access"] = embargoed_access
+    (folder / "draft.assets.json").write_text(json.dumps(records, indent=1))
+    metadata = _dandiset_metadata("draft")
+    metadata.update(
+        id=f"DANDI:{EMBARGOED}/draft", identifier=f"DANDI:{EMBARGOED}",
+        name="Embargoed test Dandiset", description="Only alice may see this: mantis shrimp.",
+        url=f"https://dandiarchive.org/dandiset/{EMBARGOED}/draft", dateCreated=EMBARGOED_CREATED,
+        access=embargoed_access,
+        manifestLocation=[f"{PUBLIC_API}/dandisets/{EMBARGOED}/versions/draft/assets/"],
+    )
+    (folder / "draft.metadata.json").write_text(json.dumps(metadata))
+    (folder / "dandiset.json").write_text(json.dumps({
+        "identifier": EMBARGOED, "created": EMBARGOED_CREATED, "modified": EMBARGOED_CREATED,
+        "contact_person": "Tester, Ada", "embargo_status": "EMBARGOED", "owners": ["alice"],
+    }))
+
+
 def write_users(archive: Path) -> None:
     users = [
         {"username": name, "first_name": name.title(), "last_name": "Example",
@@ -202,6 +251,7 @@ def local_archive_dir(tmp_path_factory) -> Path:
     if shared is not None:
         import_fixtures(shared, folder)
     write_synthetic_dandiset(folder)
+    write_embargoed_dandiset(folder)
     write_users(folder)
     return folder
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from .localarchive_fixtures import (
+    EMBARGOED,
     SYNTHETIC,
     SYNTHETIC_ASSETS,
     SYNTHETIC_NAME,
@@ -99,7 +100,7 @@ def test_dandiset_search_filters_and_ordering(http, local_archive):
     assert all(d["most_recent_published_version"] for d in published_only)
     mine = get(http, "dandisets/", params={"user": "me"},
                headers={"Authorization": f"token {ALICE_KEY}"}).json()["results"]
-    assert [d["identifier"] for d in mine] == [SYNTHETIC]
+    assert [d["identifier"] for d in mine] == [SYNTHETIC, EMBARGOED]  # hers, embargoed too
     if local_archive.store.dandiset("000250") is not None:
         drosophila = get(http, "dandisets/", params={"search": "drosophila"}).json()["results"]
         assert "000250" in [d["identifier"] for d in drosophila]

@@ -37,6 +37,13 @@ or by hand, read by ``dandihub.localarchive.store``::
       zarr/<zarr_uuid>.files.tsv        listing only (key, size, md5_etag[, last_modified]) of a
                                         zarr with no content
 
+Embargo, as the archive enforces it: a Dandiset whose embargo_status is not OPEN, its
+assets and zarrs (every route, zarr/ included) are for its owners and admins only
+(401/403 for others, with the archive's messages); their bytes are served only through
+S3 URLs the API presigns (SigV4, an hour) for them. The S3 store (``blobstore``) lets
+anyone GET/HEAD the other objects, as the public bucket does, and refuses everything
+else unless signed with credentials only the archive process holds (new at each start).
+
 The server also is the archive's OAuth2 provider at ``/oauth/authorize/`` and
 ``/oauth/token/`` (authorization code + PKCE, see ``oauth``); its access tokens work as
 ``Authorization: Bearer TOKEN`` wherever an API key does.

@@ -136,11 +136,15 @@ def create_app(
     *,
     web_url: str | None = None,
     hub_url: str | None = None,
+    presign: Callable[[str, str], str] | None = None,
 ) -> FastAPI:
     """The archive API for ``store``, reachable at ``api_url`` (ending in ``/api``).
 
     ``s3_url`` is the bucket's URL (objects at ``{s3_url}/{key}``). ``web_url``
-    and ``hub_url`` are advertised in ``/api/info/`` when given.
+    and ``hub_url`` are advertised in ``/api/info/`` when given. ``presign(key, method)``
+    (``BlobStore.presigned_url``) makes the short-lived signed URLs that embargoed content
+    is redirected to, as the archive hands out S3 presigned URLs; without it (an S3 store
+    with no access control) those redirects are plain URLs too.
     """
     api_url = api_url.rstrip("/")
     s3_url = s3_url.rstrip("/")
@@ -195,7 +199,7 @@ def create_app(
     # --- authentication: API keys (DRF TokenAuthentication) and, like the archive's
     # django-oauth-toolkit, OAuth access tokens ("Bearer") from /oauth/token/ -----------
 
-    oauth = mount_oauth(app, store)
+    oauth = app.state.oauth = mount_oauth(app, store)
 
     def current_user(request: Request) -> User | None:
         header = request.headers.get("authorization", "")
@@ -230,16 +234,37 @@ def create_app(
 
     # --- lookups ----------------------------------------------------------
 
+    def refuse(user: User | None) -> ApiError:
+        """As the archive's views refuse an embargoed resource: NotAuthenticated for an
+        anonymous caller, PermissionDenied for one who does not own it."""
+        if user is None:
+            return ApiError(401, "Authentication credentials were not provided.")
+        return ApiError(403, "You do not have permission to perform this action.")
+
     def get_dandiset(request: Request, dandiset_id: str) -> Dandiset:
         user = current_user(request)
         dandiset = store.dandiset(dandiset_id)
         if dandiset is None:
             raise not_found()
         if not visible(dandiset, user):
-            if user is None:
-                raise ApiError(401, "Authentication credentials were not provided.")
-            raise ApiError(403, "You do not have permission to perform this action.")
+            raise refuse(user)
         return dandiset
+
+    def check_zarr(request: Request, zarr_id: str) -> None:
+        """A zarr of an embargoed Dandiset is for whoever may see one of its Dandisets."""
+        holders = store.embargo.zarrs.get(zarr_id)
+        if holders is None:
+            return
+        user = current_user(request)
+        if not any(visible(store.dandiset(d), user) for d in holders):
+            raise refuse(user)
+
+    def content_url(request: Request, key: str, embargoed: bool) -> str:
+        """Where a redirect to S3 goes: a presigned URL (for the request's method, which
+        the signature covers) for embargoed content, else the public object URL."""
+        if embargoed and presign is not None:
+            return presign(key, "HEAD" if request.method == "HEAD" else "GET")
+        return f"{s3_url}/{quote(key, safe='/')}"
 
     def get_version(request: Request, dandiset_id: str, version_id: str) -> Version:
         version = get_dandiset(request, dandiset_id).versions.get(version_id)
@@ -309,7 +334,7 @@ def create_app(
             record["metadata"] = asset_metadata(a)
         return record
 
-    def download(asset: Asset) -> Response:
+    def download(request: Request, asset: Asset) -> Response:
         if asset.zarr:
             return JSON(
                 "Unable to provide download link for zarr assets."
@@ -321,7 +346,10 @@ def create_app(
                 " local archive: only its metadata is. Read it from the public DANDI archive,"
                 " or put its bytes in the archive folder's blobs/ to serve it here."
             )
-        return RedirectResponse(f"{s3_url}/{blob_key(asset.blob)}", status_code=302)
+        return RedirectResponse(
+            content_url(request, blob_key(asset.blob), asset.blob in store.embargo.blobs),
+            status_code=302,
+        )
 
     # --- routes -----------------------------------------------------------
 
@@ -448,7 +476,7 @@ def create_app(
     def version_asset_download(
         request: Request, dandiset_id: str, version_id: str, asset_id: str
     ) -> Response:
-        return download(get_asset(request, dandiset_id, version_id, asset_id))
+        return download(request, get_asset(request, dandiset_id, version_id, asset_id))
 
     @get("/api/assets/{asset_id}/")
     def asset(request: Request, asset_id: str) -> Response:
@@ -460,7 +488,7 @@ def create_app(
 
     @app.api_route("/api/assets/{asset_id}/download/", methods=["GET", "HEAD"])
     def asset_download(request: Request, asset_id: str) -> Response:
-        return download(find_asset(request, asset_id))
+        return download(request, find_asset(request, asset_id))
 
     @get("/api/zarr/{zarr_id}/")
     def zarr(request: Request, zarr_id: str) -> Response:
@@ -468,6 +496,7 @@ def create_app(
         files = store.zarr_files(zarr_id)
         if found is None and files is None:
             raise not_found()
+        check_zarr(request, zarr_id)
         checksum = None
         if found is not None:
             checksum = found[1].metadata.get("digest", {}).get("dandi:dandi-zarr-checksum")
@@ -491,6 +520,7 @@ def create_app(
             if store.find_zarr(zarr_id) is None:
                 raise not_found()
             files = []
+        check_zarr(request, zarr_id)
         if request.method == "HEAD" or _bool(q.get("download"), False):
             if store.zarr_folder(zarr_id) is None:
                 raise not_found(
@@ -498,7 +528,8 @@ def create_app(
                     " only its listing is. Read it from the public DANDI archive."
                 )
             return RedirectResponse(
-                f"{s3_url}/{quote(zarr_key(zarr_id, prefix), safe='/')}", status_code=302
+                content_url(request, zarr_key(zarr_id, prefix), zarr_id in store.embargo.zarrs),
+                status_code=302,
             )
         try:
             limit = int(q.get("limit", ZARR_LIST_LIMIT))

@@ -1,10 +1,14 @@
 """The S3-compatible blob store behind the local archive.
 
-s3rver (an S3 API server from npm, file-backed) runs as a child process; a bucket
-laid out like the public archive's (``blobs/abc/def/<uuid>``, ``zarr/<uuid>/<key>``)
-is filled from the archive folder with boto3 (multipart, parallel). Clients read it
-exactly as they read the public bucket: unsigned HTTP GETs with ``Range`` headers, or
-s3fs/remfile with anonymous access (s3rver does not check signatures at all).
+s3rver (an S3 API server from npm, file-backed) runs in a child process behind an access
+check (``s3front.js``, shipped in this package); a bucket laid out like the public
+archive's (``blobs/abc/def/<uuid>``, ``zarr/<uuid>/<key>``) is filled from the archive
+folder with boto3 (multipart, parallel). Clients read public objects exactly as they read
+the public bucket: unsigned HTTP GETs/HEADs with ``Range`` headers, or s3fs/remfile with
+anonymous access. Everything else needs an AWS Signature Version 4 made with credentials
+only this process knows (random at every start, handed to the child on its stdin):
+writes, multipart uploads, ACL/policy/tagging, bucket listing (it would name embargoed
+keys), and reads of embargoed keys, which the API hands out as short-lived presigned URLs.
 
 Why s3rver and not moto's server (measured here, 1 GiB object, localhost): moto reads
 the whole object for every GET, so a 100-byte range read took 0.8-1.06 s; s3rver
@@ -15,10 +19,15 @@ the demo's GBs are uploaded once, not at every start (1 GiB: 22 s, once).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
+import secrets
+import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +45,10 @@ from .store import ArchiveStore, blob_key, zarr_key
 log = logging.getLogger(__name__)
 
 DEFAULT_BUCKET = "dandiarchive"
-# s3rver accepts any well-formed signature; these only satisfy botocore's signer.
-_CREDENTIALS = {"aws_access_key_id": "S3RVER", "aws_secret_access_key": "S3RVER"}
 _REGION = "us-east-1"
+#: how long a presigned URL works by default (the archive's storage presigns for an hour)
+PRESIGN_EXPIRY = 3600
+_FRONT = Path(__file__).with_name("s3front.js")
 _PART_SIZE = 64 * 1024 * 1024
 _START_TIMEOUT = 30.0
 
@@ -57,6 +67,26 @@ class UploadReport:
         return self.bytes / 1e6 / self.seconds if self.seconds else float("inf")
 
 
+def _s3rver_package() -> Path:
+    """The s3rver npm package's folder (the front script loads it as a library)."""
+    tool = Path(os.path.realpath(find_node_tool("s3rver")))  # .../s3rver/bin/s3rver.js
+    package = tool.parent.parent
+    if not (package / "package.json").is_file():
+        raise FileNotFoundError(
+            f"s3rver's package folder was not found next to {tool}: reinstall it"
+            " (`npm ci` in the repository, or `npm install -g s3rver@3.7.1`)."
+        )
+    return package
+
+
+def _node() -> str:
+    node = shutil.which("node")
+    if node is None:
+        raise FileNotFoundError("node is not installed: the local archive's S3 store needs it"
+                                " (install Node.js 18 or newer).")
+    return node
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -64,7 +94,8 @@ def _free_port(host: str) -> int:
 
 
 class BlobStore:
-    """An s3rver S3 server on 127.0.0.1 with one anonymously readable bucket.
+    """An s3rver S3 server on 127.0.0.1 with one bucket, anonymously readable but for
+    the ``embargoed`` keys (and prefixes, ending in '/'), and writable only by ``client()``.
 
     Objects live in ``data_dir`` and survive restarts. Use ``start()``/``stop()`` or a
     ``with`` block. ``port=0`` picks a free port.
@@ -76,29 +107,45 @@ class BlobStore:
         bucket: str = DEFAULT_BUCKET,
         port: int = 0,
         host: str = "127.0.0.1",
+        embargoed: Iterable[str] = (),
     ):
         if len(bucket) < 3:
             raise ValueError(f"S3 bucket names need at least 3 characters, got {bucket!r}")
         self.data_dir = Path(data_dir)
         self.bucket = bucket
         self.host = host
+        self.embargoed = sorted(set(embargoed))
         self._requested_port = port
         self._server: subprocess.Popen | None = None
         self._port: int | None = None
+        self._credentials: dict[str, str] = {}
+        self._presigner = None
 
     # --- life cycle -------------------------------------------------------
 
     def start(self) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         port = self._requested_port or _free_port(self.host)
-        command = [
-            find_node_tool("s3rver"), "--directory", str(self.data_dir), "--address", self.host,
-            "--port", str(port), "--configure-bucket", self.bucket, "--silent",
-        ]
+        # Known to this process and the child only, new at every start: a URL presigned
+        # before a restart stops working, as an expired one does.
+        self._credentials = {
+            "aws_access_key_id": "DANDIHUB" + secrets.token_hex(6).upper(),
+            "aws_secret_access_key": secrets.token_urlsafe(30),
+        }
+        self._presigner = None
+        config = {
+            "directory": str(self.data_dir), "address": self.host, "port": port,
+            "bucket": self.bucket, "accessKeyId": self._credentials["aws_access_key_id"],
+            "secretAccessKey": self._credentials["aws_secret_access_key"],
+            "embargoed": self.embargoed,
+        }
         self._server = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            [_node(), str(_FRONT), str(_s3rver_package())], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
+        # on stdin, not argv or the environment: other local users can read those
+        self._server.stdin.write(json.dumps(config).encode())
+        self._server.stdin.close()
         self._port = port
         deadline = time.monotonic() + _START_TIMEOUT
         while not self._answers():
@@ -150,16 +197,31 @@ class BlobStore:
         """Path-style URL of the bucket; object URLs are ``{bucket_url}/{key}``."""
         return f"{self.endpoint_url}/{self.bucket}"
 
+    @property
+    def access_key_id(self) -> str:
+        """The id (not the secret) of the credentials this run's store accepts."""
+        return self._credentials.get("aws_access_key_id", "")
+
     def object_url(self, key: str) -> str:
         return f"{self.bucket_url}/{quote(key, safe='/')}"
 
     def client(self):
-        """A boto3 S3 client for this server (signed with throwaway credentials)."""
+        """A boto3 S3 client for this server, signed with its secret credentials."""
         return boto3.client(
             "s3", endpoint_url=self.endpoint_url, region_name=_REGION,
             config=Config(retries={"max_attempts": 3}, max_pool_connections=16,
-                          connect_timeout=2, read_timeout=60),
-            **_CREDENTIALS,
+                          connect_timeout=2, read_timeout=60, signature_version="s3v4",
+                          s3={"addressing_style": "path"}),
+            **self._credentials,
+        )
+
+    def presigned_url(self, key: str, expires: int = PRESIGN_EXPIRY, method: str = "GET") -> str:
+        """A URL that reads ``key`` (GET, or HEAD) for ``expires`` seconds: SigV4 query form."""
+        if self._presigner is None:  # one client: making one costs ~30 ms
+            self._presigner = self.client()
+        operation = {"GET": "get_object", "HEAD": "head_object"}[method]
+        return self._presigner.generate_presigned_url(
+            operation, Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires,
         )
 
     # --- content ----------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Self
 import uvicorn
 
 from .app import create_app
-from .blobstore import DEFAULT_BUCKET, BlobStore, UploadReport
+from .blobstore import DEFAULT_BUCKET, PRESIGN_EXPIRY, BlobStore, UploadReport
 from .store import ArchiveStore
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ class LocalArchive:
     ``port``/``s3_port`` 0 pick free ports. After ``start()``: ``api_url``
     (``http://127.0.0.1:PORT/api``), ``s3_url`` (the bucket's URL), ``bucket``,
     ``s3_endpoint_url`` (for boto3/s3fs), ``store`` and ``upload`` (what the
-    blob store upload cost).
+    blob store upload cost). Embargoed content is read through URLs the API presigns
+    for ``presign_expiry`` seconds; the S3 store refuses it to anyone else.
     """
 
     def __init__(
@@ -53,10 +54,12 @@ class LocalArchive:
         bucket: str = DEFAULT_BUCKET,
         host: str = "127.0.0.1",
         s3_dir: str | Path | None = None,
+        presign_expiry: int = PRESIGN_EXPIRY,
     ) -> None:
         self.folder = Path(folder)
         self.host = host
         self._port = port
+        self.presign_expiry = presign_expiry
         # The S3 server's own files (it keeps objects across restarts); beside the content.
         s3_dir = Path(s3_dir) if s3_dir else self.folder / ".s3store"
         self.blobstore = BlobStore(s3_dir, bucket=bucket, port=s3_port, host=host)
@@ -65,6 +68,7 @@ class LocalArchive:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._api_url: str | None = None
+        self.app = None  # the FastAPI app, once started
 
     # --- addresses --------------------------------------------------------
 
@@ -93,11 +97,14 @@ class LocalArchive:
         self.store = ArchiveStore(self.folder)
         sock = _bind(self.host, self._port)
         try:
+            # the store refuses these to anonymous readers from its first request on
+            self.blobstore.embargoed = self.store.embargo.s3_keys()
             self.blobstore.start()
             self.upload = self.blobstore.upload_archive(self.store)
             port = sock.getsockname()[1]
             self._api_url = f"http://{self.host}:{port}/api"
-            app = create_app(self.store, self._api_url, self.s3_url)
+            app = self.app = create_app(self.store, self._api_url, self.s3_url,
+                                        presign=self._presign)
             config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
             self._server = uvicorn.Server(config)
             self._thread = threading.Thread(
@@ -116,6 +123,9 @@ class LocalArchive:
             raise
         log.info("Local archive %s: API %s, S3 %s", self.folder, self.api_url, self.s3_url)
         return self
+
+    def _presign(self, key: str, method: str) -> str:
+        return self.blobstore.presigned_url(key, self.presign_expiry, method)
 
     def stop(self) -> None:
         """Stop the API, then the blob store; safe to call twice."""

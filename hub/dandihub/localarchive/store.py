@@ -402,6 +402,19 @@ class User:
 
 
 @dataclass(frozen=True)
+class Embargo:
+    """What embargoed Dandisets hold: blob and zarr ids, each with the Dandisets (ids)
+    that may reveal it. Content is embargoed when any embargoed Dandiset refers to it."""
+
+    blobs: dict[str, frozenset[str]]
+    zarrs: dict[str, frozenset[str]]
+
+    def s3_keys(self) -> list[str]:
+        """The S3 keys (blobs) and prefixes (zarrs, ending in '/') no one may read anonymously."""
+        return sorted([blob_key(b) for b in self.blobs] + [zarr_key(z) for z in self.zarrs])
+
+
+@dataclass(frozen=True)
 class ZarrFile:
     key: str
     size: int
@@ -591,6 +604,27 @@ class ArchiveStore:
                         return v, asset
         return None
 
+    # --- Embargo -------------------------------------------------------------
+
+    @cached_property
+    def embargo(self) -> Embargo:
+        """The blobs and zarrs of embargoed Dandisets (loads those Dandisets' assets once;
+        the folder is read at start, so this holds until a restart)."""
+        blobs: dict[str, set[str]] = {}
+        zarrs: dict[str, set[str]] = {}
+        for d in self.dandisets():
+            if d.embargo_status == "OPEN":
+                continue
+            for v in d.versions.values():
+                for asset in v.assets.assets:
+                    if asset.blob:
+                        blobs.setdefault(asset.blob, set()).add(d.identifier)
+                    if asset.zarr:
+                        zarrs.setdefault(asset.zarr, set()).add(d.identifier)
+        return Embargo(
+            {k: frozenset(v) for k, v in blobs.items()}, {k: frozenset(v) for k, v in zarrs.items()}
+        )
+
     # --- Users ---------------------------------------------------------------
 
     def user_by_key(self, api_key: str) -> User | None:
@@ -611,6 +645,6 @@ def _mtime(path: Path) -> str:
 
 __all__ = [
     "PUBLIC_API_URL", "PUBLIC_S3_URL", "ArchiveFolderError", "ArchiveStore", "Asset",
-    "AssetIndex", "Dandiset", "PathNode", "User", "Version", "ZarrFile",
+    "AssetIndex", "Dandiset", "Embargo", "PathNode", "User", "Version", "ZarrFile",
     "blob_key", "contact_person", "zarr_key",
 ]
