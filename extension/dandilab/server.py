@@ -43,12 +43,12 @@ from urllib.parse import urlsplit
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
-from traitlets import List, Unicode
-from traitlets.config import Configurable
 from jupyter_server.utils import url_path_join
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httputil import url_concat
 from tornado.simple_httpclient import HTTPTimeoutError
+from traitlets import List, Unicode
+from traitlets.config import Configurable
 
 from . import __version__
 
