@@ -840,6 +840,30 @@ def test_downloads_stay_in_the_home_directory(anonymous, tmp_path):
     assert not list(outside.iterdir())
 
 
+def test_unfinished_downloads_stay_in_the_home_directory(anonymous, tmp_path):
+    from dandilab.server import PARTIAL_DIR
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    partial = home(anonymous) / PARTIAL_DIR
+    moved = partial.with_name(PARTIAL_DIR + ".moved")
+    if partial.exists():
+        partial.rename(moved)
+    partial.symlink_to(outside)
+    try:
+        body = {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET,
+                "dest": "linked/x.nwb"}
+        status, answer, _ = request(anonymous, "POST", "dandi/api/downloads", body)
+        assert (status, answer["reason"]) == (400, "invalid"), answer
+        assert "outside the home directory" in answer["message"]
+        assert f"~/{PARTIAL_DIR}" in answer["message"]
+    finally:
+        partial.unlink()
+        if moved.exists():
+            moved.rename(partial)
+    assert list(outside.iterdir()) == [] and not (home(anonymous) / "linked").exists()
+
+
 def test_an_existing_other_file_is_not_overwritten(anonymous):
     (home(anonymous) / "mine.nwb").write_bytes(b"my own work")
     body = {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET, "dest": "mine.nwb"}

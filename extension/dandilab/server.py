@@ -602,6 +602,13 @@ class Downloads:
             else None,
             sha256=digest if isinstance(digest, str) else None,
         )
+        real_root, part = self.root.resolve(), self.partial_path(download)
+        if real_root not in part.resolve().parents:  # e.g. ~/.dandi-downloads, a symlink out
+            raise InvalidRequest(
+                f"the unfinished download would be written to {part.resolve()}, outside the "
+                f"home directory (through a symlink at ~/{PARTIAL_DIR} or its part file); "
+                "remove that link and try again."
+            )
         if target.exists():
             if not target.is_file() or download.size is None or target.stat().st_size != size:
                 raise InvalidRequest(
