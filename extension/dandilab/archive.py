@@ -200,7 +200,9 @@ class Asset:
 
     def download(self, to=".", *, progress: bool = True):
         """A local copy at ``to/<path>``: resumable, checked against the archive's digest,
-        with a progress bar (``dandilab.downloads``). Returns its path."""
+        with a progress bar (``dandilab.downloads``). Returns its path. A path that would
+        land outside ``to`` ('..', absolute, a symlink out) is refused before anything is
+        written (``dandilab.downloads.UnsafePathError``)."""
         from .downloads import download
 
         return download(self, to, progress=progress)
