@@ -92,3 +92,99 @@ def test_an_asset_without_content_fails_clearly(dandiset, tmp_path):
     readme = dandiset.asset("README.md")  # metadata only: the archive has no bytes for it
     with pytest.raises(DownloadError, match=r"README.md: the archive answered HTTP 404"):
         readme.download(tmp_path, progress=False)
+
+
+# --- asset paths from the archive cannot leave the target folder ------------------------
+
+CONTENT = b"not yours to write"
+
+
+def _downloader():
+    return lambda start_at=0: iter([CONTENT[start_at:]])
+
+
+class ZarrEntry:
+    """A key of a zarr asset as dandi's client lists it (its str is the key)."""
+
+    def __init__(self, key: str):
+        from types import SimpleNamespace
+
+        self.key, self.size, self.digest = key, len(CONTENT), SimpleNamespace(value=None)
+        self.get_download_file_iter = _downloader
+
+    def __str__(self) -> str:
+        return self.key
+
+
+def fake_asset(path: str, keys: tuple[str, ...] = ()):
+    """An asset record as an odd or malicious archive could send it (no archive needed: the
+    path is the attack); ``keys``: those of a zarr."""
+    from types import SimpleNamespace
+
+    entries = [ZarrEntry(k) for k in keys]
+    remote = SimpleNamespace(get_download_file_iter=_downloader, iterfiles=lambda: iter(entries))
+    return SimpleNamespace(path=path, size=len(CONTENT) * max(1, len(keys)),
+                           is_zarr=bool(keys), metadata={}, remote=remote)
+
+
+def written(folder) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
+
+
+@pytest.mark.parametrize(("path", "reason"), [
+    ("../escape.nwb", "has '..', '.' or empty parts"),
+    ("sub-01/../../escape.nwb", "has '..', '.' or empty parts"),
+    ("{outside}/absolute.nwb", "is absolute"),
+    ("sub-01/a\x00b.nwb", "contains NUL or control characters"),
+    ("..\\..\\escape.nwb", "contains a backslash"),
+    ("sub-01\\..\\..\\..\\escape.nwb", "contains a backslash"),
+    ("", "is empty"),
+])
+def test_an_asset_path_that_leaves_the_folder_is_refused(tmp_path, path, reason):
+    to, outside = tmp_path / "to" / "inner", tmp_path / "outside"
+    to.mkdir(parents=True)
+    outside.mkdir()
+    path = path.format(outside=outside)
+    with pytest.raises(DownloadError) as refused:
+        dl.download(fake_asset(path), to, progress=False)
+    assert type(refused.value).__name__ == "UnsafePathError"
+    assert str(refused.value) == (
+        f"Refusing to download {path!r}: the archive's path {reason}, so the file could land "
+        f"outside {to}. Nothing was written; report the asset to the archive.")
+    assert written(tmp_path) == []
+
+
+def test_a_symlink_in_the_folder_that_leads_out_is_not_followed(tmp_path):
+    to, outside = tmp_path / "to", tmp_path / "outside"
+    to.mkdir()
+    outside.mkdir()
+    (to / "shared").symlink_to(outside)  # a folder link someone left in the target folder
+    with pytest.raises(DownloadError, match=r"'shared/x.nwb': the archive's path leads out "
+                                                 r"of .* through a symlink"):
+        dl.download(fake_asset("shared/x.nwb"), to, progress=False)
+    (to / "x.nwb.part").symlink_to(outside / "victim")  # the .part a download appends to
+    with pytest.raises(DownloadError, match=r"'x.nwb': the archive's path leads out"):
+        dl.download(fake_asset("x.nwb"), to, progress=False)
+    (to / "y.nwb").symlink_to(outside / "victim2")  # the final name itself
+    with pytest.raises(DownloadError, match=r"'y.nwb': the archive's path leads out"):
+        dl.download(fake_asset("y.nwb"), to, progress=False)
+    assert written(outside) == []
+
+
+def test_a_zarr_key_that_leaves_the_folder_is_refused_before_anything_is_written(tmp_path):
+    to = tmp_path / "to"
+    asset = fake_asset("x.zarr", ("zarr.json", "0/0", "../../../escape"))
+    with pytest.raises(DownloadError, match=r"'x.zarr/../../../escape'"):
+        dl.download(asset, to, progress=False)
+    assert written(tmp_path) == []
+
+
+def test_a_safe_path_through_an_inside_symlink_still_downloads(tmp_path):
+    to = tmp_path / "to"
+    (to / "real").mkdir(parents=True)
+    (to / "alias").symlink_to(to / "real")
+    assert dl.download(fake_asset("alias/sub-01/x.nwb"), to, progress=False) \
+        == to / "alias/sub-01/x.nwb"
+    assert (to / "real/sub-01/x.nwb").read_bytes() == CONTENT
+    zarr = dl.download(fake_asset("y.zarr", ("zarr.json", "0/0")), to, progress=False)
+    assert written(zarr) == ["0/0", "zarr.json"]

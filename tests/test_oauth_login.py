@@ -370,15 +370,63 @@ def test_sign_in_pages_in_a_browser(oauth, artifacts):
         page.screenshot(path=str(artifacts / "login-approved-home.png"))
 
 
+def every_kind_of_sign_in(oauth) -> tuple[set[str], set[str]]:
+    """Each way a sign-in goes, once, here (a test run alone must not depend on the tests
+    before it): the authorization codes used and the access tokens the archives issued."""
+    codes, tokens = set(), set()
+
+    def signed(username: str, archive: str = "main", expected: int = 302):
+        form = getattr(oauth, archive).form(username)
+        client, answer, callback = oauth_login(oauth.hub.url, form, NAMES[archive])
+        assert answer.status_code == expected, (username, archive, answer.status_code)
+        codes.add(query_param(callback, "code"))
+        return client
+
+    alice = signed("alice")
+    start_server(alice, "alice")  # the spawner hands her key to the server: a place to leak it
+    stop_server(alice, "alice")
+    signed("sam", "staging")
+    for username, archive in (("pat", "main"), ("rex", "main"), ("newbie", "main"),
+                              ("alice", "staging")):
+        signed(username, archive, 403)
+    signed("boss")
+    # a forged state, a replayed code, the archive down at the callback
+    client = httpx.Client(base_url=oauth.hub.url, timeout=30, follow_redirects=False)
+    callback = oauth_approve(client, oauth_start(client, "DANDI"), oauth.main.form("alice"))
+    codes.add(query_param(callback, "code"))
+    forged = callback.replace(query_param(callback, "state"), "eyJzdGF0ZV9pZCI6ICJmb3JnZWQifQ==")
+    assert client.get(forged).status_code == 400
+    victim, answer, callback = oauth_login(oauth.hub.url, oauth.main.form("alice"), "DANDI")
+    codes.add(query_param(callback, "code"))
+    assert answer.status_code == 302 and victim.get(callback).status_code == 400
+    attacker = httpx.Client(base_url=oauth.hub.url, timeout=30, follow_redirects=False)
+    own_state = query_param(oauth_start(attacker, "DANDI"), "state")
+    stolen = callback.replace(query_param(callback, "state"), own_state)
+    assert attacker.get(stolen).status_code == 403
+    client = httpx.Client(base_url=oauth.hub.url, timeout=30, follow_redirects=False)
+    callback = oauth_approve(client, oauth_start(client, "DANDI staging"),
+                             oauth.staging.form("sam"))
+    codes.add(query_param(callback, "code"))
+    tokens |= set(oauth.staging.provider.tokens)  # a restarted archive forgets its tokens
+    oauth.staging.down()
+    try:
+        assert client.get(callback).status_code == 503
+    finally:
+        oauth.staging.up()
+    return codes, tokens | set(oauth.main.provider.tokens)
+
+
 def test_no_secret_reaches_the_hub_log(oauth):
-    # Runs last (file order): every kind of sign-in above has been logged.
+    codes, tokens = every_kind_of_sign_in(oauth)
+    assert len(codes) == 10  # every flow above got a code of its own
+    assert len(tokens) >= 4  # alice, sam, boss, the replayed code's victim
     log = oauth.hub.log
     secret_values = {
         *oauth.main.keys.values(), *oauth.staging.keys.values(),
         oauth.main.client_secret, oauth.staging.client_secret,
-        *oauth.seen, *oauth.main.provider.tokens, *oauth.staging.provider.tokens,
+        *codes, *oauth.seen, *tokens, *oauth.main.provider.tokens,
+        *oauth.staging.provider.tokens,
     }
-    assert len(oauth.seen) >= 8
     leaked = [value for value in secret_values if value in log]
     assert not leaked, f"{len(leaked)} secret value(s) in the hub's log"
 

@@ -125,12 +125,13 @@ def fake_archive() -> Iterator[FakeArchive]:
 class JupyterServer:
     """`jupyter server` with dandilab enabled, in a subprocess."""
 
-    def __init__(self, tmp: Path, env: dict[str, str]):
+    def __init__(self, tmp: Path, env: dict[str, str], config: dict | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = tmp / "server.log"
+        settings = {"ServerApp": {"jpserver_extensions": {"dandilab": True}}, **(config or {})}
         config = tmp / "jupyter_server_config.json"
-        config.write_text(json.dumps({"ServerApp": {"jpserver_extensions": {"dandilab": True}}}))
+        config.write_text(json.dumps(settings))
         # Only the DANDI settings given here: none leak in from the caller's environment.
         environ = {
             **{k: v for k, v in os.environ.items() if not k.startswith("DANDI_")},
@@ -202,11 +203,18 @@ def unreachable(tmp_path_factory) -> Iterator[tuple[JupyterServer, str]]:
     server.stop()
 
 
+def other_archive(fake_archive) -> str:
+    """A second archive on the fake server, which the proxied server is configured to allow."""
+    return fake_archive.url.replace("/api", "/other")
+
+
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory, fake_archive) -> Iterator[JupyterServer]:
-    """A server whose archive is the fake one, with an API key."""
+    """A server whose archive is the fake one, with an API key; it may also call
+    ``other_archive`` (c.DandiLab.allowed_archives)."""
     env = {"DANDI_API_URL": fake_archive.url + "/", "DANDI_API_KEY": API_KEY}
-    server = JupyterServer(tmp_path_factory.mktemp("proxied"), env)
+    config = {"DandiLab": {"allowed_archives": [other_archive(fake_archive) + "/"]}}
+    server = JupyterServer(tmp_path_factory.mktemp("proxied"), env, config)
     server.wait()
     yield server
     server.stop()
@@ -242,8 +250,8 @@ def test_dandisets_is_502_naming_the_archive(unreachable):
 )
 def test_bad_input_is_400_with_a_message(unreachable, query, expected):
     server, _ = unreachable
-    status, body, _ = server.get(f"dandi/api/dandisets?{query}")
-    assert status == 400
+    status, body, text = server.get(f"dandi/api/dandisets?{query}")
+    assert (status, body["reason"]) == (400, "invalid"), text
     assert expected in body["message"]
 
 
@@ -296,7 +304,7 @@ def test_archive_errors_keep_their_meaning(proxied, fake_archive):
 
 
 def test_another_archive_gets_no_key(proxied, fake_archive):
-    other = fake_archive.url.replace("/api", "/other")
+    other = other_archive(fake_archive)
     status, body, text = proxied.get(f"dandi/api/dandisets?archive={other}")
     assert status == 200
     sent = fake_archive.requests[-1]
@@ -304,6 +312,53 @@ def test_another_archive_gets_no_key(proxied, fake_archive):
     status, body, _ = proxied.get(f"dandi/api/info?archive={other}")
     assert status == 200 and body["archive_url"] == other and body["authenticated"] is False
     assert API_KEY not in text
+
+
+@pytest.mark.parametrize("spelling", [
+    "http://127.0.0.1:{port}/elsewhere",  # any path of an allowed host is another archive
+    "http://127.0.0.1:{port}/other/../elsewhere",
+    "http://localhost:{port}/other",
+    "https://example.org/api",
+    "http://169.254.169.254/latest/meta-data",
+])
+def test_only_configured_archives_are_called(proxied, fake_archive, spelling):
+    """A cross-site link (or a panel setting) naming any URL must not make the server fetch it."""
+    url = spelling.format(port=urlsplit(fake_archive.url).port)
+    before = len(fake_archive.requests)
+    for path in ("dandisets", "info", "dandisets/000006/versions"):
+        status, body, text = proxied.get(f"dandi/api/{path}?archive={quote(url, safe='')}")
+        assert (status, body["reason"]) == (400, "archive-not-allowed"), text
+        assert "c.DandiLab.allowed_archives" in body["message"], body
+    status, body, text = request(proxied, "POST", "dandi/api/downloads", {
+        "dandiset": "000006", "version": "draft", "asset_id": NWB_ASSET, "archive": url})
+    assert (status, body["reason"]) == (400, "archive-not-allowed"), text
+    assert fake_archive.requests[before:] == []
+
+
+@pytest.mark.parametrize("spelling", ["{other}", "{other}/", "{other_upper}"])
+def test_an_allowed_archive_may_be_spelled_differently(proxied, fake_archive, spelling):
+    other = other_archive(fake_archive)
+    url = spelling.format(other=other, other_upper=other.replace("http://", "HTTP://"))
+    status, body, text = proxied.get(f"dandi/api/info?archive={quote(url, safe='')}")
+    assert status == 200 and body["archive_url"] == other, text  # the configured spelling
+
+
+def test_the_public_archives_need_no_configuration():
+    from dandilab.server import KNOWN_ARCHIVES, ArchiveEndpoint, InvalidRequest
+
+    home = ArchiveEndpoint("http://127.0.0.1:9/api", "key")
+    for given, called in [
+        ("HTTPS://API.sandbox.dandiarchive.org:443/api/", "https://api.sandbox.dandiarchive.org/api"),
+        ("https://api.dandiarchive.org/api", "https://api.dandiarchive.org/api"),
+        ("https://api-staging.dandiarchive.org/api/", "https://api-staging.dandiarchive.org/api"),
+    ]:
+        endpoint = home.with_override(given)
+        assert (endpoint.url, endpoint.api_key) == (called, None)
+        assert called in KNOWN_ARCHIVES
+    assert home.with_override("http://127.0.0.1:9/api/") is home  # its own: with the key
+    with pytest.raises(InvalidRequest) as refused:
+        home.with_override("https://api.dandiarchive.org.evil.example/api")
+    assert refused.value.reason == "archive-not-allowed"
 
 
 def test_the_key_never_reaches_the_browser(proxied):
@@ -672,61 +727,106 @@ def test_cancel_then_resume(anonymous, panel_archive):
     assert (home(anonymous) / "c/big.nwb").read_bytes() == source.read_bytes()
 
 
+DL = {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET}
+
+
 @pytest.mark.parametrize(
-    ("body", "status", "expected"),
+    ("body", "status", "reason", "expected"),
     [
-        ({"version": "draft", "asset_id": NWB_ASSET}, 400, "dandiset is required"),
-        ({"dandiset": "999", "version": "draft", "asset_id": NWB_ASSET}, 400, "six digits"),
-        ({"dandiset": "000999", "version": "v1", "asset_id": NWB_ASSET}, 400, "a version is"),
-        ({"dandiset": "000999", "version": "draft", "asset_id": "../../x"}, 400, "a UUID"),
-        (
-            {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET, "dest": "../x.nwb"},
-            400,
-            "'..'",
-        ),
-        (
-            {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET, "dest": "a/../../x"},
-            400,
-            "'..'",
-        ),
-        (
-            {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET, "dest": "/etc/x"},
-            400,
-            "relative",
-        ),
-        (
-            {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET, "dest": 7},
-            400,
-            "dest must be a string",
-        ),
-        (
-            {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET, "path": "x"},
-            400,
-            "unknown fields: path",
-        ),
-        ({"dandiset": "000999", "version": "draft", "asset_id": ZARR_ASSET}, 400, "Zarr asset"),
-        (
-            {
-                "dandiset": "000999",
-                "version": "draft",
-                "asset_id": "00000000-0000-4000-8000-000000000000",
-            },
-            404,
-            "does not exist",
-        ),
-        (
-            {"dandiset": EMBARGOED, "version": "draft", "asset_id": EMBARGOED_ASSET},
-            403,
-            "embargoed",
-        ),
-        ([1, 2], 400, "a JSON object"),
-        (b"{not json", 400, "must be JSON"),
+        ({"version": "draft", "asset_id": NWB_ASSET}, 400, "invalid", "dandiset is required"),
+        ({**DL, "dandiset": "999"}, 400, "invalid", "six digits"),
+        ({**DL, "version": "v1"}, 400, "invalid", "a version is"),
+        ({**DL, "asset_id": "../../x"}, 400, "invalid", "a UUID"),
+        ({**DL, "dest": "../x.nwb"}, 400, "invalid", "'..'"),
+        ({**DL, "dest": "a/../../x"}, 400, "invalid", "'..'"),
+        ({**DL, "dest": "/etc/x"}, 400, "invalid", "relative"),
+        ({**DL, "dest": 7}, 400, "invalid", "dest must be a string"),
+        ({**DL, "path": "x"}, 400, "invalid", "unknown fields: path"),
+        ({**DL, "asset_id": ZARR_ASSET}, 400, "unsupported", "Zarr asset"),
+        ({**DL, "asset_id": "00000000-0000-4000-8000-000000000000"}, 404, "not-found",
+         "does not exist"),
+        ([1, 2], 400, "invalid", "a JSON object"),
+        (b"{not json", 400, "invalid", "must be JSON"),
+        # wrong types and sizes, each a 500 with a traceback before
+        ({**DL, "archive": 123}, 400, "invalid", "archive must be a string"),
+        ({**DL, "archive": ["http://127.0.0.1:1/api"]}, 400, "invalid",
+         "archive must be a string"),
+        ({**DL, "archive": {"url": "x"}}, 400, "invalid", "archive must be a string"),
+        ({**DL, "dest": "dandi/" + "x" * 300 + ".nwb"}, 400, "invalid",
+         "a folder or file name of 304 bytes"),
+        ({**DL, "dest": "ü" * 200}, 400, "invalid", "a folder or file name of 400 bytes"),
+        ({**DL, "dest": {"path": "x"}}, 400, "invalid", "dest must be a string"),
+        ({**DL, "dest": ["x"]}, 400, "invalid", "dest must be a string"),
+        ({**DL, "dandiset": 999}, 400, "invalid", "dandiset must be a string, not int"),
+        ({**DL, "version": ["draft"]}, 400, "invalid", "version must be a string, not list"),
+        ({**DL, "asset_id": True}, 400, "invalid", "asset_id must be a string, not bool"),
+        (b'{"dandiset": "000999", "version": "draft", "asset_id": "' + NWB_ASSET.encode()
+         + b'", "dest": "a\\ud800.nwb"}', 400, "invalid", "lone surrogate"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "invalid", "must be JSON"),
+        (b"\xff\xfe{}", 400, "invalid", "must be JSON"),
+        (b'"just a string"', 400, "invalid", "a JSON object"),
     ],
 )
-def test_bad_downloads_are_refused(anonymous, body, status, expected):
-    answer_status, answer, _ = request(anonymous, "POST", "dandi/api/downloads", body)
-    assert answer_status == status, answer
+def test_bad_downloads_are_refused(anonymous, body, status, reason, expected):
+    answer_status, answer, text = request(anonymous, "POST", "dandi/api/downloads", body)
+    assert (answer_status, answer.get("reason")) == (status, reason), text[:500]
     assert expected in answer["message"]
+    assert "Traceback" not in text and set(answer) == {"message", "reason"}
+
+
+def test_an_embargoed_download_needs_an_owner(anonymous, alice):
+    """The embargoed asset exists (its owner sees it): the refusal is the embargo's."""
+    body = {"dandiset": EMBARGOED, "version": "draft", "asset_id": EMBARGOED_ASSET}
+    status, answer, _ = request(anonymous, "POST", "dandi/api/downloads", body)
+    assert (status, answer["reason"]) == (403, "unauthorized"), answer
+    assert "embargoed" in answer["message"] and "no DANDI API key" in answer["message"]
+    path = f"dandi/api/dandisets/{EMBARGOED}/versions/draft/assets/{EMBARGOED_ASSET}"
+    status, asset, _ = alice.get(path)
+    assert status == 200 and asset["asset_id"] == EMBARGOED_ASSET, asset
+    status, answer, _ = anonymous.get(path)
+    assert (status, answer["reason"]) == (403, "unauthorized"), answer
+    # while a Dandiset that does not exist is a 404, with a key or without
+    for server in (anonymous, alice):
+        status, answer, _ = server.get("dandi/api/dandisets/000997")
+        assert (status, answer["reason"]) == (404, "not-found"), answer
+
+
+#: tests/test_security.py's BAD_PANEL, through the hub there; here straight to the server.
+BAD_PANEL = [
+    ("dandisets/..%2F..%2Fetc%2Fpasswd", 400, "invalid", "six digits"),
+    ("dandisets/" + "0" * 5000, 400, "invalid", "six digits"),
+    ("dandisets/00099%00", 400, "invalid", "six digits"),
+    ("dandisets/000999/versions/..%2F..", 400, "invalid", "a version is"),
+    ("dandisets/000999/versions/draft%3B%20rm", 400, "invalid", "a version is"),
+    ("dandisets/000999/versions/9.999999.99999", 400, "invalid", "a version is"),
+    ("dandisets/000999/versions/draft/paths?path_prefix=..%2F..%2Fetc", 400, "invalid", "'..'"),
+    ("dandisets/000999/versions/draft/paths?path_prefix=%2Fetc", 400, "invalid", "relative"),
+    ("dandisets/000999/versions/draft/assets/..%2F..%2Fx", 400, "invalid", "a UUID"),
+    ("dandisets/000999/versions/draft/assets/" + "a" * 5000, 400, "invalid", "a UUID"),
+    ("downloads/..%2F..%2Fetc", 400, "invalid", "32 hex digits"),
+    # and more of the same kind
+    ("dandisets/000999/versions/draft/paths?path_prefix=%ff%fe", 400, "invalid",
+     "path_prefix is not valid UTF-8"),
+    ("dandisets?archive=%ff", 400, "invalid", "archive is not valid UTF-8"),
+    ("dandisets?archive=http://127.0.0.1:1/api?x=1", 400, "invalid", "http(s) URL"),
+    ("dandisets?archive=http://127.0.0.1:1/api%0d%0aX-Evil:%201", 400, "invalid", "http(s) URL"),
+    ("dandisets?page=" + "9" * 5000, 400, "invalid", "page must be"),
+]
+
+
+@pytest.mark.parametrize(("path", "status", "reason", "expected"), BAD_PANEL)
+def test_bad_panel_requests_get_their_exact_status_and_reason(anonymous, path, status, reason,
+                                                             expected):
+    answer_status, answer, text = anonymous.get(f"dandi/api/{path}")
+    assert (answer_status, answer.get("reason")) == (status, reason), text[:500]
+    assert expected in answer["message"]
+    assert "Traceback" not in text and set(answer) == {"message", "reason"}
+
+
+def test_tornado_errors_have_the_same_shape(anonymous):
+    status, answer, text = request(anonymous, "PUT", "dandi/api/downloads", b"{}")
+    assert (status, answer.get("reason")) == (405, "method-not-allowed"), text
+    assert "Traceback" not in text and set(answer) == {"message", "reason"}
 
 
 def test_downloads_stay_in_the_home_directory(anonymous, tmp_path):
@@ -738,6 +838,30 @@ def test_downloads_stay_in_the_home_directory(anonymous, tmp_path):
     status, answer, _ = request(anonymous, "POST", "dandi/api/downloads", body)
     assert status == 400 and "out of the home directory" in answer["message"]
     assert not list(outside.iterdir())
+
+
+def test_unfinished_downloads_stay_in_the_home_directory(anonymous, tmp_path):
+    from dandilab.server import PARTIAL_DIR
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    partial = home(anonymous) / PARTIAL_DIR
+    moved = partial.with_name(PARTIAL_DIR + ".moved")
+    if partial.exists():
+        partial.rename(moved)
+    partial.symlink_to(outside)
+    try:
+        body = {"dandiset": "000999", "version": "draft", "asset_id": NWB_ASSET,
+                "dest": "linked/x.nwb"}
+        status, answer, _ = request(anonymous, "POST", "dandi/api/downloads", body)
+        assert (status, answer["reason"]) == (400, "invalid"), answer
+        assert "outside the home directory" in answer["message"]
+        assert f"~/{PARTIAL_DIR}" in answer["message"]
+    finally:
+        partial.unlink()
+        if moved.exists():
+            moved.rename(partial)
+    assert list(outside.iterdir()) == [] and not (home(anonymous) / "linked").exists()
 
 
 def test_an_existing_other_file_is_not_overwritten(anonymous):

@@ -65,7 +65,23 @@ class Archive:
     def __init__(self, url: str | None = None, token: str | None = None):
         self.url = (url or os.environ.get("DANDI_API_URL") or PUBLIC_API_URL).rstrip("/")
         token = token or os.environ.get("DANDI_API_KEY") or None
-        self.client = DandiAPIClient(api_url=self.url, token=token)
+        self.client = self._client(token)
+
+    def _client(self, token: str | None) -> DandiAPIClient:
+        # dandi's client asks an archive it does not know for its /info/ at construction and
+        # turns any failure into a RuntimeError: retried, then said in our words.
+        for attempt in range(_ATTEMPTS):
+            try:
+                return DandiAPIClient(api_url=self.url, token=token)
+            except RuntimeError as e:
+                if "Could not retrieve server info" not in str(e):
+                    raise
+            if attempt < _ATTEMPTS - 1:
+                time.sleep(0.2 * 2**attempt)
+        raise ArchiveUnavailable(
+            f"The DANDI archive at {self.url} did not answer for its server info (/info/) "
+            f"after {_ATTEMPTS} attempts. Check the URL and the network, then try again."
+        )
 
     def __repr__(self) -> str:
         return f"Archive({self.url!r})"
@@ -184,7 +200,9 @@ class Asset:
 
     def download(self, to=".", *, progress: bool = True):
         """A local copy at ``to/<path>``: resumable, checked against the archive's digest,
-        with a progress bar (``dandilab.downloads``). Returns its path."""
+        with a progress bar (``dandilab.downloads``). Returns its path. A path that would
+        land outside ``to`` ('..', absolute, a symlink out) is refused before anything is
+        written (``dandilab.downloads.UnsafePathError``)."""
         from .downloads import download
 
         return download(self, to, progress=progress)

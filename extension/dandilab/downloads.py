@@ -8,6 +8,10 @@ download from its ``.part`` file, retries a broken connection from where it stop
 checks the size and the archive's digest (sha256 or DANDI etag) before the file takes
 its final name, and skips a file already downloaded. Errors name the asset and the cause;
 what was downloaded stays in the ``.part`` file for the next attempt.
+
+An asset's path comes from the archive, so it is checked before anything is written: a path
+that is absolute, has '..' parts, NUL or control characters, backslashes, or that leads out of
+``to`` through a symlink already there is refused (``UnsafePathError``) and nothing is written.
 """
 
 from __future__ import annotations
@@ -20,29 +24,73 @@ from pathlib import Path
 from requests.exceptions import ChunkedEncodingError, HTTPError, Timeout
 from requests.exceptions import ConnectionError as RequestsConnectionError
 
-__all__ = ["DownloadError", "download"]
+__all__ = ["DownloadError", "UnsafePathError", "download"]
 
 ATTEMPTS = int(os.environ.get("DANDILAB_RETRIES", "6"))
 PROGRESS_DELAY = 0.5  # seconds before a bar shows: quick downloads stay quiet
 _BROKEN = (ChunkedEncodingError, RequestsConnectionError, Timeout, OSError)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows
 
 
 class DownloadError(OSError):
     """A download failed after retries or its content does not match the archive's digest."""
 
 
+class UnsafePathError(DownloadError):
+    """An asset path from the archive that would be written outside the target folder."""
+
+
+def _unsafe(path: str) -> str | None:
+    """Why ``path`` (an archive's '/'-separated relative path) may not be joined to a folder."""
+    if not path:
+        return "is empty"
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        return "contains NUL or control characters"
+    if "\\" in path:  # a separator on Windows; on POSIX no DANDI path needs one
+        return "contains a backslash"
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        return "is absolute"
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        return "has '..', '.' or empty parts"
+    return None
+
+
+def _target(root: Path, path: str) -> Path:
+    """``root / path``, refused unless it stays inside ``root`` with symlinks resolved."""
+    reason = _unsafe(path)
+    if reason is None:
+        real_root = root.resolve()
+        target = real_root / path
+        # the target and its .part, each through any symlink already on disk
+        for candidate in (target, target.with_name(target.name + ".part")):
+            if real_root not in candidate.resolve().parents:
+                reason = f"leads out of {root} through a symlink"
+                break
+    if reason:
+        raise UnsafePathError(f"Refusing to download {path!r}: the archive's path {reason}, "
+                              f"so the file could land outside {root}. Nothing was written; "
+                              "report the asset to the archive.")
+    return root / path
+
+
 def download(asset, to: str | os.PathLike = ".", *, progress: bool = True) -> Path:
     """Download ``asset`` to ``to/<asset.path>``; returns that path (see the module docstring)."""
     from tqdm.auto import tqdm
 
-    target = Path(to) / asset.path
+    root = Path(to)
+    target = _target(root, asset.path)
+    # every file's place is checked before the first byte is written
+    files = []
+    if asset.is_zarr:
+        for entry in asset.remote.iterfiles():
+            name = f"{asset.path}/{entry}"
+            files.append((entry, name, _target(root, name)))
     with tqdm(total=asset.size, unit="B", unit_scale=True, unit_divisor=1024,
               desc=Path(asset.path).name, disable=not progress, delay=PROGRESS_DELAY) as bar:
         if asset.is_zarr:
-            for entry in asset.remote.iterfiles():
+            for entry, name, path in files:
                 digest = entry.digest.value  # S3's ETag: an MD5 unless uploaded in parts
-                _one(f"{asset.path}/{entry}", entry.get_download_file_iter(),
-                     target / str(entry), entry.size,
+                _one(name, entry.get_download_file_iter(), path, entry.size,
                      {"md5": digest} if digest and "-" not in digest else {}, bar)
         else:
             _one(asset.path, asset.remote.get_download_file_iter(), target, asset.size,
@@ -89,7 +137,9 @@ def _fetch(name: str, downloader, part: Path, have: int, size: int, bar) -> None
         if attempt:
             time.sleep(min(0.2 * 2 ** (attempt - 1), 5.0))
         try:
-            with open(part, "ab") as out:
+            # O_NOFOLLOW: a symlink put in place of the .part since the check is not followed
+            fd = os.open(part, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o666)
+            with open(fd, "ab") as out:
                 for chunk in downloader(have) if have < size else ():
                     out.write(chunk)
                     have += len(chunk)

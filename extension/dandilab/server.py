@@ -16,8 +16,12 @@ under ``{base_url}dandi/api/``:
 ``GET dandisets/ID/versions/V/assets/ASSET``  an asset: record and metadata
 ``GET|POST downloads``, ``GET|DELETE downloads/ID``  downloads into the home directory
 
-GETs accept ``archive=URL`` to use another archive; it is then called
-without the server's key. Errors are JSON: ``{"message", "reason"}``.
+GETs accept ``archive=URL`` (POST downloads: ``"archive"``) to use another archive; it is
+then called without the server's key. Only archives this server is configured for may be
+called (no request to any other host can be triggered through the panel, e.g. by a
+cross-site link): the server's own ``DANDI_API_URL``, the public DANDI archives
+(``KNOWN_ARCHIVES``) and those listed in ``c.DandiLab.allowed_archives``. Errors are JSON:
+``{"message", "reason"}`` (400 ``invalid`` for bad input, never a traceback).
 """
 
 from __future__ import annotations
@@ -43,10 +47,18 @@ from jupyter_server.utils import url_path_join
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httputil import url_concat
 from tornado.simple_httpclient import HTTPTimeoutError
+from traitlets import List, Unicode
+from traitlets.config import Configurable
 
 from . import __version__
 
 DEFAULT_ARCHIVE_URL = "https://api.dandiarchive.org/api"
+#: The public DANDI archives (dandi's own known instances): callable without configuration.
+KNOWN_ARCHIVES = (
+    DEFAULT_ARCHIVE_URL,
+    "https://api.sandbox.dandiarchive.org/api",
+    "https://api-staging.dandiarchive.org/api",
+)
 CONNECT_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 30.0
 #: A download that receives nothing for this long has stalled and fails (it can be resumed).
@@ -63,6 +75,7 @@ MAX_PAGE = 100_000
 MAX_PAGE_SIZE = 1000  # the archive's own limit
 MAX_URL_LENGTH = 2048
 MAX_PATH_LENGTH = 1024
+MAX_NAME_BYTES = 255  # one file or folder name on Linux and macOS file systems
 # The archive's orderings for GET /dandisets/ ("-" for descending).
 ORDERINGS = frozenset(
     f"{sign}{field}" for sign in ("", "-") for field in ("id", "name", "modified", "size", "stars")
@@ -72,6 +85,29 @@ VERSION = re.compile(r"draft|\d+\.\d{6}\.\d{4}")
 ASSET_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DOWNLOAD_ID = re.compile(r"[0-9a-f]{32}")
 OPENAPI = Path(__file__).with_name("openapi.yaml")
+
+
+class DandiLab(Configurable):
+    """Settings of the DANDI panel's server extension (``c.DandiLab.*`` in jupyter_server's
+    configuration)."""
+
+    allowed_archives = List(
+        Unicode(),
+        help="DANDI API URLs (such as https://dandi.example.org/api) the panel may call besides "
+        "the server's DANDI_API_URL and the public DANDI archives (KNOWN_ARCHIVES). They are "
+        "called without the server's API key.",
+    ).tag(config=True)
+
+
+def _archive_key(url: str) -> tuple[str, str, int | None, str]:
+    """What makes two spellings of an archive URL the same archive."""
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number
+        port = -1
+    port = port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return (parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path.rstrip("/"))
 
 
 class InvalidRequest(ValueError):
@@ -110,28 +146,56 @@ class ArchiveEndpoint:
 
     url: str
     api_key: str | None = None
+    #: Other archives that may be named (``with_override``), besides this one and KNOWN_ARCHIVES.
+    allowed: tuple[str, ...] = ()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ArchiveEndpoint:
+    def from_env(
+        cls, environ: Mapping[str, str] = os.environ, allowed: tuple[str, ...] = ()
+    ) -> ArchiveEndpoint:
         """The archive the spawner configured: DANDI_API_URL and DANDI_API_KEY."""
         url = environ.get("DANDI_API_URL", "").strip() or DEFAULT_ARCHIVE_URL
-        return cls(url.rstrip("/"), environ.get("DANDI_API_KEY", "").strip() or None)
+        key = environ.get("DANDI_API_KEY", "").strip() or None
+        return cls(url.rstrip("/"), key, tuple(allowed))
 
-    def with_override(self, url: str | None) -> ArchiveEndpoint:
-        """This endpoint, or another archive named by the user (without our key)."""
-        url = (url or "").strip().rstrip("/")
+    def with_override(self, url: object) -> ArchiveEndpoint:
+        """This endpoint, or another archive named by the user (without our key), if allowed."""
+        if url is None:
+            return self
+        if not isinstance(url, str):
+            raise InvalidRequest(
+                f"archive must be a string (an archive API URL such as {DEFAULT_ARCHIVE_URL}), "
+                f"not {type(url).__name__}"
+            )
+        url = url.strip().rstrip("/")
         if not url or url == self.url:
             return self
-        parts = urlsplit(url)
+        parts = urlsplit(url) if len(url) <= MAX_URL_LENGTH else None
         if (
-            len(url) > MAX_URL_LENGTH
+            parts is None
+            or not url.isascii()
+            or any(ord(c) < 33 or ord(c) == 127 for c in url)
             or parts.scheme not in ("http", "https")
             or not parts.hostname
             or parts.username
             or parts.password
+            or parts.query
+            or parts.fragment
         ):
             raise InvalidRequest(f"archive must be an http(s) URL such as {DEFAULT_ARCHIVE_URL}")
-        return ArchiveEndpoint(url, None)
+        key = _archive_key(url)
+        if key == _archive_key(self.url):
+            return self
+        for known in (*KNOWN_ARCHIVES, *self.allowed):
+            if key == _archive_key(known):
+                return ArchiveEndpoint(known.strip().rstrip("/"), None, self.allowed)
+        raise InvalidRequest(
+            f"archive {url[:100]!r} is not one this server may call: only its own "
+            f"({self.url}), the public DANDI archives ({', '.join(KNOWN_ARCHIVES)}) and those "
+            "listed in the server's c.DandiLab.allowed_archives setting. Ask the hub's "
+            "administrators to add it there.",
+            reason="archive-not-allowed",
+        )
 
 
 # --- the one place this extension calls the archive ------------------------------------
@@ -328,12 +392,21 @@ def check_asset_id(value: str) -> str:
     return lowered
 
 
-def check_relative_path(value: str, name: str, *, folder: bool = False) -> str:
+def check_relative_path(
+    value: str, name: str, *, folder: bool = False, disk: bool = False
+) -> str:
     """A relative '/'-separated path with no '.', '..' or empty parts and no control characters.
 
-    ``folder``: a trailing '/' is allowed (and kept), and '' is the top.
+    ``folder``: a trailing '/' is allowed (and kept), and '' is the top. ``disk``: it names a
+    file to write, so each part must also fit the file system (MAX_NAME_BYTES).
     """
-    if len(value) > MAX_PATH_LENGTH:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name} must be a string, not {type(value).__name__}")
+    try:
+        encoded = value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, as JSON's \ud800 gives
+        raise InvalidRequest(f"{name} must be valid Unicode text (it has a lone surrogate)") from None
+    if len(value) > MAX_PATH_LENGTH or len(encoded) > 4 * MAX_PATH_LENGTH:
         raise InvalidRequest(f"{name} must be at most {MAX_PATH_LENGTH} characters")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise InvalidRequest(f"{name} must not contain control characters")
@@ -348,12 +421,20 @@ def check_relative_path(value: str, name: str, *, folder: bool = False) -> str:
         raise InvalidRequest(f"{name} must not be empty")
     if any(part in ("", ".", "..") for part in body.split("/")):
         raise InvalidRequest(f"{name} must not contain '.', '..' or empty parts: {value[:60]!r}")
+    if disk:
+        for part in body.split("/"):
+            if len(part.encode()) > MAX_NAME_BYTES:
+                raise InvalidRequest(
+                    f"{name} has a folder or file name of {len(part.encode())} bytes "
+                    f"({part[:40]!r}...); the file system allows at most {MAX_NAME_BYTES}. "
+                    "Choose a shorter dest."
+                )
     return value
 
 
 def destination(root: Path, relative: str) -> Path:
     """``root / relative``, refused unless it stays inside ``root`` (symlinks resolved)."""
-    check_relative_path(relative, "dest")
+    check_relative_path(relative, "dest", disk=True)
     real_root = root.resolve()
     target = (real_root / relative).resolve()
     if real_root not in target.parents:
@@ -458,8 +539,10 @@ class Downloads:
         if unknown:
             raise InvalidRequest(f"unknown fields: {', '.join(sorted(unknown))}")
         for name in ("dandiset", "version", "asset_id"):
-            if not isinstance(body.get(name), str):
+            if body.get(name) is None:
                 raise InvalidRequest(f"{name} is required (a string)")
+            if not isinstance(body[name], str):
+                raise InvalidRequest(f"{name} must be a string, not {type(body[name]).__name__}")
         dandiset = check_dandiset_id(body["dandiset"])
         version = check_version(body["version"])
         asset_id = check_asset_id(body["asset_id"])
@@ -475,7 +558,13 @@ class Downloads:
             f"dandisets/{dandiset}/versions/{version}/assets/{asset_id}/info/",
             what=what,
         )
-        path = str(record.get("path") or "")
+        if not isinstance(record, dict) or not isinstance(record.get("path"), str):
+            raise ArchiveError(
+                502,
+                f"the DANDI archive at {endpoint.url} sent a record for {what} without a path; "
+                "it may not be a DANDI archive (check its URL).",
+            )
+        path = record["path"]
         if record.get("zarr"):
             raise InvalidRequest(
                 f"{path} is a Zarr asset (a folder of many objects): open it with "
@@ -488,7 +577,9 @@ class Downloads:
         dest = dest or f"{DOWNLOAD_DIR}/{dandiset}/{version}/{path}"
         target = destination(self.root, dest)
         size = record.get("size")
-        digest = ((record.get("metadata") or {}).get("digest") or {}).get("dandi:sha2-256")
+        metadata = record.get("metadata")
+        digests = metadata.get("digest") if isinstance(metadata, dict) else None
+        digest = digests.get("dandi:sha2-256") if isinstance(digests, dict) else None
 
         for other in list(self.items.values()):
             if other.dest != dest:
@@ -507,9 +598,17 @@ class Downloads:
             asset_id=asset_id,
             path=path,
             dest=dest,
-            size=size if isinstance(size, int) else None,
+            size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0
+            else None,
             sha256=digest if isinstance(digest, str) else None,
         )
+        real_root, part = self.root.resolve(), self.partial_path(download)
+        if real_root not in part.resolve().parents:  # e.g. ~/.dandi-downloads, a symlink out
+            raise InvalidRequest(
+                f"the unfinished download would be written to {part.resolve()}, outside the "
+                f"home directory (through a symlink at ~/{PARTIAL_DIR} or its part file); "
+                "remove that link and try again."
+            )
         if target.exists():
             if not target.is_file() or download.size is None or target.stat().st_size != size:
                 raise InvalidRequest(
@@ -652,15 +751,25 @@ class Downloads:
 class DandiAPIHandler(APIHandler):
     """Base for the panel's handlers: the archive to call and JSON errors."""
 
+    def home_endpoint(self) -> ArchiveEndpoint:
+        """The server's own archive, knowing which others it may be asked to call."""
+        allowed = self.settings.get("dandilab_allowed_archives", ())
+        return ArchiveEndpoint.from_env(allowed=tuple(allowed))
+
     def endpoint(self) -> ArchiveEndpoint:
-        return ArchiveEndpoint.from_env().with_override(self.get_query_argument("archive", None))
+        return self.home_endpoint().with_override(self.arguments().get("archive"))
 
     def arguments(self) -> dict[str, str]:
         """Query arguments, last value wins."""
-        return {
-            name: values[-1].decode("utf-8", "replace")
-            for name, values in self.request.query_arguments.items()
-        }
+        arguments = {}
+        for name, values in self.request.query_arguments.items():
+            try:
+                arguments[name] = values[-1].decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidRequest(
+                    f"{name[:40]} is not valid UTF-8 text; percent-encode its UTF-8 bytes"
+                ) from None
+        return arguments
 
     def send_json(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -669,8 +778,26 @@ class DandiAPIHandler(APIHandler):
 
     def send_error_message(self, status: int, message: str, reason: str = "invalid") -> None:
         # Not tornado's HTTPError: its log formatting chokes on "%" in URLs.
-        self.log.warning("dandilab: %s -> %d: %s", self.request.path, status, message)
+        self.log.warning("dandilab: %s -> %d: %s", self.request.path[:300], status, message)
         self.send_json({"message": message, "reason": reason}, status)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Errors raised past ``answer`` (tornado's, or a bug): our JSON shape, no traceback."""
+        error = (kwargs.get("exc_info") or (None, None))[1]
+        if isinstance(error, tornado.web.HTTPError):
+            reason = {400: "invalid", 403: "forbidden", 404: "not-found",
+                      405: "method-not-allowed"}.get(status_code, "http-error")
+            message = f"{error.log_message or error.reason or self._reason}"
+            if status_code == 400:
+                message += "; check the request's URL and arguments"
+        else:  # the traceback went to the server's log (tornado logs it), not to the browser
+            reason = "internal-error"
+            message = (
+                "The DANDI panel's server extension failed on this request; the details are "
+                "in the Jupyter server's log. Please report it."
+            )
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": message, "reason": reason}))
 
     async def answer(self, call, status=lambda body: 200) -> None:
         """Run ``call()`` (a coroutine function) and send its JSON (with ``status(body)``),
@@ -692,7 +819,7 @@ class InfoHandler(DandiAPIHandler):
         try:
             endpoint = self.endpoint()
         except InvalidRequest as error:
-            return self.send_error_message(400, str(error))
+            return self.send_error_message(error.status, str(error), error.reason)
         info: dict[str, Any] = {
             "archive_url": endpoint.url,
             "username": None,
@@ -839,11 +966,11 @@ class DownloadsHandler(DandiAPIHandler):
         async def call():
             try:
                 body = json.loads(self.request.body or b"{}")
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's
                 raise InvalidRequest("the request body must be JSON") from None
             if not isinstance(body, dict):
                 raise InvalidRequest("the request body must be a JSON object")
-            endpoint = ArchiveEndpoint.from_env().with_override(body.get("archive"))
+            endpoint = self.home_endpoint().with_override(body.get("archive"))
             return (await self.downloads.start(endpoint, body)).to_json()
 
         # 202: started (or resumed) in the background; 200: the file is there already.
@@ -866,7 +993,7 @@ class DownloadHandler(DandiAPIHandler):
     @tornado.web.authenticated
     async def delete(self, download_id: str) -> None:
         async def call():
-            discard = self.get_query_argument("discard", "") in ("1", "true")
+            discard = self.arguments().get("discard", "") in ("1", "true")
             return self.downloads.cancel(download_id, discard).to_json()
 
         await self.answer(call)
@@ -897,6 +1024,13 @@ def setup_handlers(web_app: tornado.web.Application, root_dir: str | None = None
     """
     root = root_dir or web_app.settings.get("server_root_dir") or os.getcwd()
     web_app.settings["dandilab_downloads"] = Downloads(Path(os.path.expanduser(root)))
+    serverapp = web_app.settings.get("serverapp")
+    config = DandiLab(config=serverapp.config) if serverapp is not None else DandiLab()
+    for url in config.allowed_archives:  # a typo here would refuse that archive forever
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"c.DandiLab.allowed_archives: {url!r} is not an http(s) URL")
+    web_app.settings["dandilab_allowed_archives"] = tuple(config.allowed_archives)
     base = url_path_join(web_app.settings["base_url"], "dandi", "api")
     web_app.add_handlers(
         ".*$", [(url_path_join(base, path) + "/?", handler) for path, handler in HANDLERS]
