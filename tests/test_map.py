@@ -382,13 +382,17 @@ def test_map_on_a_real_dask_gateway(gateway, dandiset, monkeypatch):  # noqa: F8
     dask.config.refresh()
 
     def units_and_trials(nwb):  # nested: pickled by value, the gateway's workers need no tests/
-        return len(nwb.units), len(nwb.trials)
+        # the gateway names its cluster in its workers' environment
+        return len(nwb.units), len(nwb.trials), os.environ.get("DASK_GATEWAY_CLUSTER_NAME")
 
     try:
         result = dmap(units_and_trials, dandiset, glob="sub-0*/*.nwb", progress=False)
     finally:
         dask.config.refresh()
-    assert result.results == {session_path(i): (WAVEFORM[0], 3 + i) for i in range(N_SESSIONS)}
+    names = {v[2] for v in result.results.values()}
+    assert len(names) == 1 and None not in names  # all on the gateway's one cluster
+    assert {p: v[:2] for p, v in result.results.items()} == {
+        session_path(i): (WAVEFORM[0], 3 + i) for i in range(N_SESSIONS)}
     assert result.failed.empty
     from dask_gateway import Gateway
 
