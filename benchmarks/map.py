@@ -156,7 +156,7 @@ def serial_open_nwb(refs) -> dict:
 
 
 def _warm() -> None:
-    import dandilab.mapping  # noqa: F401 - loaded, as on a cluster that has run anything
+    import dandilab.mapping  # loaded, as on a cluster that has run anything
     import dandilab.stream  # noqa: F401
     import pynwb  # noqa: F401
 
