@@ -211,8 +211,10 @@ def test_map_on_a_local_cluster_equals_a_serial_loop_and_reports_failures(dandis
         assert len(opens()) == N_SESSIONS
 
 
-def test_an_asset_whose_fn_fails_is_reported_and_retry_runs_only_the_failed(dandiset):
-    result = dmap(failing_on_03, dandiset, glob="sub-0*/*.nwb", cluster=False, progress=False)
+def test_an_asset_whose_fn_fails_is_reported_and_retry_runs_only_the_failed(dandiset, capsys):
+    result = dmap(failing_on_03, dandiset, glob="sub-0*/*.nwb", cluster=False)
+    bar = capsys.readouterr().err.rsplit("\r", 1)[-1]  # the progress bar's last state
+    assert f"{N_SESSIONS}/{N_SESSIONS}" in bar and "failed=1" in bar and "running=0" in bar
     assert len(result.results) == N_SESSIONS - 1
     row = result.failed.iloc[0]
     assert (row.path, row.kind, row.error, row.message) == (
@@ -317,6 +319,19 @@ def test_a_changed_asset_is_computed_again(sessions_dir, dandiset, tmp_path):
     third = dmap(summary, dandiset, glob="sub-0*/*.nwb", cluster=False, progress=False,
                  key="summary v2")
     assert len(third.computed) == N_SESSIONS
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a file to another user")
+def test_results_another_user_wrote_are_not_loaded(dandiset):
+    first = dmap(failing_on_03, dandiset, glob="sub-0[0-2]/*.nwb", cluster=False,
+                 progress=False)
+    assert len(first.computed) == 3
+    stored = list((Path(os.environ["DANDILAB_CACHE_DIR"]) / "map").rglob("*.pkl"))
+    assert len(stored) == 3
+    os.chown(stored[0], 65534, 65534)  # as if someone else put it in a shared cache
+    again = dmap(failing_on_03, dandiset, glob="sub-0[0-2]/*.nwb", cluster=False,
+                 progress=False)
+    assert len(again.computed) == 1 and len(again.results) == 3
 
 
 def test_table_reads_only_the_columns_asked_for(dandiset, monkeypatch, tmp_path):
