@@ -19,7 +19,9 @@ How it runs:
   (``dandilab.cache_dir()/map``), keyed by the function's source (or ``key=``), the
   Dandiset and its version, the asset's path and its digest. Running the same map again
   (after a kernel restart, on a new server with the same home) computes only what is
-  missing; an asset whose digest changed is computed again. Results must pickle.
+  missing; an asset whose digest changed is computed again. Results must pickle; a
+  stored result is read back only from a file this user owns (a cache directory may be
+  shared on a hub, and unpickling runs code).
 """
 
 from __future__ import annotations
@@ -201,6 +203,9 @@ class _Store:
             return None
         try:
             with open(path, "rb") as f:
+                # unpickling runs code: only what this user wrote (a cache dir may be shared)
+                if os.fstat(f.fileno()).st_uid != os.getuid():
+                    return None
                 return pickle.load(f)
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
             return None  # absent, trimmed, or torn: compute again
@@ -212,7 +217,7 @@ class _Store:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            with open(tmp, "wb") as f:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
                 pickle.dump(outcome, f, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, path)
             trim_sometimes()
@@ -365,6 +370,7 @@ def map(fn: Callable, assets_or_dandiset, *, glob: str | None = None, cluster=No
             for ref in todo:
                 bar.running(1)
                 _finish(result, store, ref, _task(fn, ref, open, timeout), bar)
+            bar.running(0)
         else:
             with _client(cluster) as client:
                 _on_dask(client, fn, todo, open, timeout, result, store, bar)
