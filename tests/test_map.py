@@ -25,6 +25,7 @@ from .paths import REPO, SHARED
 from .test_cluster import gateway  # noqa: F401 - the real dask-gateway-server fixture
 
 SESSIONS = "000777"
+OTHER = "000776"  # two sessions whose paths are also in SESSIONS
 N_SESSIONS = 10
 BAD = "sub-bad/sub-bad_ses-1_ecephys.nwb"  # bytes that are not HDF5
 LEGACY = "sub-old/sub-old_ses-1_nwb1.nwb"  # NWB 1.0.5, when ../shared/fixtures is there
@@ -65,15 +66,18 @@ def _blob(i: int) -> str:
     return f"b7770000-0000-4000-8000-{i:012d}"
 
 
-def write_dandiset(folder: Path, with_legacy: bool) -> None:
-    """``SESSIONS``: N_SESSIONS sessions, one unreadable file, the legacy NWB 1 file."""
-    ds = folder / "dandisets" / SESSIONS
+def write_dandiset(folder: Path, with_legacy: bool, identifier: str = SESSIONS) -> None:
+    """``SESSIONS``: N_SESSIONS sessions, one unreadable file, the legacy NWB 1 file;
+    ``OTHER``: two sessions at the paths of the first two."""
+    ds = folder / "dandisets" / identifier
     ds.mkdir(parents=True, exist_ok=True)
     (folder / "blobs").mkdir(exist_ok=True)
     records = []
     items = [(i, session_path(i)) for i in range(N_SESSIONS)] + [(90, BAD)]
     if with_legacy:
         items.append((91, LEGACY))
+    if identifier == OTHER:
+        items = [(50, session_path(0)), (51, session_path(1))]
     for i, path in items:
         blob = folder / "blobs" / _blob(i)
         if path == BAD:
@@ -86,14 +90,14 @@ def write_dandiset(folder: Path, with_legacy: bool) -> None:
         records.append(_record(i, path, blob))
     (ds / "draft.assets.json").write_text(json.dumps(records, indent=1))
     (ds / "draft.metadata.json").write_text(json.dumps({
-        "schemaKey": "Dandiset", "schemaVersion": "0.6.4", "id": f"DANDI:{SESSIONS}/draft",
-        "identifier": f"DANDI:{SESSIONS}", "version": "draft", "name": "dandilab.map sessions",
+        "schemaKey": "Dandiset", "schemaVersion": "0.6.4", "id": f"DANDI:{identifier}/draft",
+        "identifier": f"DANDI:{identifier}", "version": "draft", "name": "dandilab.map sessions",
         "description": "Written by tests/test_map.py", "license": ["spdx:CC-BY-4.0"],
         "contributor": [{"schemaKey": "Person", "name": "Tester, Ada",
                          "roleName": ["dcite:ContactPerson"]}],
     }))
     (ds / "dandiset.json").write_text(json.dumps({
-        "identifier": SESSIONS, "created": "2024-03-01T10:00:00+00:00",
+        "identifier": identifier, "created": "2024-03-01T10:00:00+00:00",
         "modified": "2024-03-01T10:00:00+00:00", "contact_person": "Tester, Ada",
         "embargo_status": "OPEN", "owners": ["alice"]}))
 
@@ -109,6 +113,7 @@ def _record(i: int, path: str, blob: Path) -> dict:
 def sessions_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("map-archive")
     write_dandiset(folder, with_legacy=(SHARED / "fixtures/nwb").is_dir())
+    write_dandiset(folder, with_legacy=False, identifier=OTHER)
     write_users(folder)
     return folder
 
@@ -319,6 +324,19 @@ def test_a_changed_asset_is_computed_again(sessions_dir, dandiset, tmp_path):
     third = dmap(summary, dandiset, glob="sub-0*/*.nwb", cluster=False, progress=False,
                  key="summary v2")
     assert len(third.computed) == N_SESSIONS
+
+
+def test_several_dandisets_are_keyed_by_dandi_references(dandiset, sessions_archive):
+    other = Archive(sessions_archive.api_url).dandiset(OTHER, "draft")
+    result = dmap(summary, [dandiset, f"{OTHER}/draft"], glob="sub-0[0-2]/*.nwb",
+                  cluster=False, progress=False, archive=other.archive)
+    assert sorted(result.results) == sorted(
+        [f"DANDI:{SESSIONS}/draft/{session_path(i)}" for i in range(3)]
+        + [f"DANDI:{OTHER}/draft/{session_path(i)}" for i in range(2)])
+    assert result.failed.empty
+    # the same path in two Dandisets: two results, each from its own file
+    assert result[f"DANDI:{SESSIONS}/draft/{session_path(0)}"]["trials"] == 3
+    assert result[f"DANDI:{OTHER}/draft/{session_path(0)}"]["trials"] == 3 + 50
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a file to another user")

@@ -36,7 +36,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .archive import Archive, Asset, Dandiset
@@ -58,6 +58,12 @@ class AssetRef:
     size: int | None
     dandiset: str | None = None
     version: str | None = None
+    label: str | None = None  # what results are keyed by, when not the path
+
+    @property
+    def name(self) -> str:
+        """The result's key: the path, or ``DANDI:<id>/<version>/<path>`` across Dandisets."""
+        return self.label or self.path
 
     @classmethod
     def of(cls, asset: Asset) -> AssetRef:
@@ -163,13 +169,13 @@ def _task(fn: Callable, ref: AssetRef, open_file: bool, timeout: float | None) -
         return _run(fn, ref, open_file)
     box: list[_Outcome] = []
     worker = threading.Thread(target=lambda: box.append(_run(fn, ref, open_file)),
-                              name=f"dandilab-map-{ref.path}", daemon=True)
+                              name=f"dandilab-map-{ref.name}", daemon=True)
     worker.start()
     worker.join(timeout)
     if box:
         return box[0]
     return _Outcome(False, kind="timeout", error="TimeoutError",
-                    message=f"{ref.path} took longer than {timeout:g} s (timeout=); "
+                    message=f"{ref.name} took longer than {timeout:g} s (timeout=); "
                             "the rest of the map went on", seconds=float(timeout))
 
 
@@ -319,6 +325,11 @@ def _assets(assets_or_dandiset, glob: str | None, archive: Archive | None) -> li
         items: Iterable = assets_or_dandiset.assets(glob=re.sub(r"\[[^]]*\]|\?", "*", glob))
     elif isinstance(assets_or_dandiset, Asset | AssetRef):
         items = [assets_or_dandiset]
+    elif isinstance(assets_or_dandiset, list | tuple) and any(
+            isinstance(d, Dandiset | str) for d in assets_or_dandiset):
+        # several Dandisets: paths may repeat, so results are keyed by DANDI references
+        items = [replace(r, label=f"DANDI:{r.dandiset}/{r.version}/{r.path}")
+                 for d in assets_or_dandiset for r in _assets(d, glob, archive)]
     else:
         items = assets_or_dandiset
     refs = {}
@@ -326,7 +337,7 @@ def _assets(assets_or_dandiset, glob: str | None, archive: Archive | None) -> li
         ref = item if isinstance(item, AssetRef) else AssetRef.of(item)
         if glob and not fnmatch.fnmatchcase(ref.path, glob):
             continue
-        refs[ref.path] = ref
+        refs[ref.name] = ref
     return [refs[p] for p in sorted(refs)]
 
 
@@ -336,7 +347,8 @@ def map(fn: Callable, assets_or_dandiset, *, glob: str | None = None, cluster=No
     """``fn(nwbfile)`` (``open=False``: ``fn(asset)``, an ``AssetRef``) for every asset.
 
     ``assets_or_dandiset``: a ``Dandiset``, a Dandiset id (``"000999"``,
-    ``"000999/draft"``), or assets; ``glob``: which paths (default for a Dandiset:
+    ``"000999/draft"``), a list of them (results keyed by ``DANDI:<id>/<version>/<path>``),
+    or assets; ``glob``: which paths (default for a Dandiset:
     ``*.nwb``); ``cluster``: a ``distributed.Client``, a cluster, ``False`` (in this
     process, one asset after another) or None (the default client if there is one, else
     ``dandilab.cluster()``, closed at the end); ``key``: what names the function in the
@@ -358,10 +370,10 @@ def map(fn: Callable, assets_or_dandiset, *, glob: str | None = None, cluster=No
     for ref in refs:
         hit = store.get(ref)
         if isinstance(hit, _Outcome) and hit.ok:
-            outcomes[ref.path] = hit
+            outcomes[ref.name] = hit
         else:
             todo.append(ref)
-    result = MapResult(outcomes, {r.path: r for r in refs}, [r.path for r in todo], again)
+    result = MapResult(outcomes, {r.name: r for r in refs}, [r.name for r in todo], again)
     if not todo:
         return result
     bar = _Progress(len(refs), len(outcomes), progress)
@@ -380,7 +392,7 @@ def map(fn: Callable, assets_or_dandiset, *, glob: str | None = None, cluster=No
 
 
 def _finish(result: MapResult, store: _Store, ref: AssetRef, outcome: _Outcome, bar) -> None:
-    result.outcomes[ref.path] = outcome
+    result.outcomes[ref.name] = outcome
     if outcome.ok:
         store.put(ref, outcome)  # now: a run killed later keeps it
     bar.done(outcome)
@@ -419,7 +431,7 @@ def _on_dask(client, fn, todo, open_file, timeout, result, store, bar) -> None:
 
     # one task per asset, named by it; pure=False: a rerun after a failure runs again
     futures = {client.submit(_task, fn, ref, open_file, timeout, pure=False,
-                             key=f"dandilab-map-{hashlib.sha1(ref.path.encode()).hexdigest()[:12]}"
+                             key=f"dandilab-map-{hashlib.sha1(ref.name.encode()).hexdigest()[:12]}"
                                  f"-{time.time_ns()}"): ref for ref in todo}
     nthreads = sum(client.nthreads().values()) or 1
     bar.running(min(len(futures), nthreads))
