@@ -339,6 +339,15 @@ def test_several_dandisets_are_keyed_by_dandi_references(dandiset, sessions_arch
     assert result[f"DANDI:{OTHER}/draft/{session_path(0)}"]["trials"] == 3 + 50
 
 
+def test_a_zarr_asset_opens_as_zarr(local_archive):
+    from .localarchive_fixtures import SYNTHETIC, ZARR_IMAGE
+
+    ds = Archive(local_archive.api_url).dandiset(SYNTHETIC, "draft")
+    result = dmap(lambda z: int(z["0"][:].sum()), ds, glob="*.zarr", cluster=False,
+                  progress=False)
+    assert result.results == {"sub-01/sub-01_image.zarr": int(ZARR_IMAGE.sum())}
+
+
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to give a file to another user")
 def test_results_another_user_wrote_are_not_loaded(dandiset):
     first = dmap(failing_on_03, dandiset, glob="sub-0[0-2]/*.nwb", cluster=False,

@@ -59,6 +59,7 @@ class AssetRef:
     dandiset: str | None = None
     version: str | None = None
     label: str | None = None  # what results are keyed by, when not the path
+    zarr: bool = False
 
     @property
     def name(self) -> str:
@@ -69,7 +70,8 @@ class AssetRef:
     def of(cls, asset: Asset) -> AssetRef:
         ds = asset.dandiset
         return cls(asset.path, asset.identifier, asset.s3_url, asset.digest, asset.size,
-                   ds.identifier if ds else None, ds.version if ds else None)
+                   ds.identifier if ds else None, ds.version if ds else None,
+                   zarr=asset.is_zarr)
 
     def source(self):
         from .stream import Source
@@ -77,9 +79,12 @@ class AssetRef:
         return Source(self.path, url=self.url, digest=self.digest, size=self.size)
 
     def open(self, **kwargs):
-        """``open_nwb`` of this asset (close it, or use ``with``)."""
-        from .stream import open_nwb
+        """As ``Asset.open``: ``open_zarr`` for a zarr, else ``open_nwb`` (close it, or use
+        ``with``)."""
+        from .stream import open_nwb, open_zarr
 
+        if self.zarr:
+            return open_zarr(self.source(), **kwargs)
         nwb = open_nwb(self.source(), **kwargs)
         handles = nwb.__dict__.get("_dandilab_handles")
         _count(handles[2] if handles else None)
