@@ -75,6 +75,7 @@ def gh(tmp_path_factory):
                      "service_token": staging.keys["hubbot"]},
                 ],
                 "admin_users": ["boss"],
+                "shared_account_users": 0,  # many people sign in: a test of sign-in only
             }
             with hub:
                 yield type("GitHubSetup", (), {

@@ -63,6 +63,7 @@ def oauth(tmp_path_factory):
                  "client_secret": staging.client_secret},
             ],
             "admin_users": ["boss"],
+            "shared_account_users": 0,  # many people sign in: a test of sign-in only
         }
         with hub:
             yield type("OAuthSetup", (), {"hub": hub, "main": main, "staging": staging,

@@ -35,7 +35,7 @@ import pytest
 import yaml
 
 from .hubutil import RunningHub, login, run_in_server, shared_python, start_server
-from .localarchive_fixtures import SYNTHETIC, SYNTHETIC_ASSETS, USERS
+from .localarchive_fixtures import EMBARGOED, SYNTHETIC, SYNTHETIC_ASSETS, USERS
 from .paths import REPO
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(600)]
@@ -183,9 +183,9 @@ with dandilab.open_nwb(asset) as nwb:
     print("sha", hashlib.sha256(data[:].tobytes()).hexdigest())
     print(dandilab.to_dask(data).sum().compute())
 try:
-    a.dandiset("000998")
+    a.dandiset({EMBARGOED!r})
 except Exception as e:
-    print(repr(e))
+    print("embargoed:", type(e).__name__, e)
 """
     out = run_in_server(s.client, "alice", code, timeout=180)
     s.outputs.append(out)
@@ -195,7 +195,8 @@ except Exception as e:
     with h5py.File(local_archive_dir / "blobs" / NWB.blob) as f:
         expected = f["acquisition"][next(iter(f["acquisition"]))]["data"][:]
     assert f"sha {hashlib.sha256(expected.tobytes()).hexdigest()}" in out, out
-    assert "000998" in out
+    # the embargoed Dandiset exists (its owner alice sees it: her key is in her server)
+    assert "embargoed:" not in out, out
 
 
 # Run in the second user's kernel: every way to another user's secrets we know of. Prints
@@ -326,7 +327,8 @@ BAD_PANEL = [
 @pytest.mark.parametrize("path", BAD_PANEL)
 def test_the_panel_api_refuses_bad_input_through_the_hub(scenario, path):
     answer = scenario.panel(path)
-    assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:300])
+    assert (answer.status_code, answer.json()["reason"]) == (400, "invalid"), answer.text[:300]
+    assert set(answer.json()) == {"message", "reason"}
     assert "Traceback" not in answer.text
 
 
