@@ -215,9 +215,11 @@ class _Store:
         try:
             with open(path, "rb") as f:
                 # unpickling runs code: only what this user wrote (a cache dir may be shared)
-                if os.fstat(f.fileno()).st_uid != os.getuid():
+                info = os.fstat(f.fileno())
+                if info.st_uid != os.getuid() or info.st_mode & 0o022:
                     return None
-                return pickle.load(f)
+                # owned by this user and writable by nobody else: this user's own result
+                return pickle.load(f)  # nosec B301
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
             return None  # absent, trimmed, or torn: compute again
 
@@ -436,7 +438,7 @@ def _on_dask(client, fn, todo, open_file, timeout, result, store, bar) -> None:
 
     # one task per asset, named by it; pure=False: a rerun after a failure runs again
     futures = {client.submit(_task, fn, ref, open_file, timeout, pure=False,
-                             key=f"dandilab-map-{hashlib.sha1(ref.name.encode()).hexdigest()[:12]}"
+                             key=f"dandilab-map-{hashlib.sha256(ref.name.encode()).hexdigest()[:12]}"
                                  f"-{time.time_ns()}"): ref for ref in todo}
     nthreads = sum(client.nthreads().values()) or 1
     bar.running(min(len(futures), nthreads))
