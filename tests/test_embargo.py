@@ -358,3 +358,39 @@ def test_the_store_secret_is_in_no_command_line_environment_or_file(local_archiv
     store_dir = local_archive.blobstore.data_dir
     for path in store_dir.rglob("*.json"):
         assert secret not in path.read_text(errors="replace"), path
+
+
+def _remote(local_archive, token, url=None):
+    import dandilab
+    from dandilab.remote import RemoteFile
+    from dandilab.stream import _signer, resolve
+
+    archive = dandilab.Archive(local_archive.api_url, token=token)
+    source = resolve(archive.dandiset(EMBARGOED, "draft").asset(EMBARGOED_BLOB.path))
+    return RemoteFile(url or source.url, name=source.name, size=source.size, cache=False,
+                      signer=_signer(source), retries=0)
+
+
+def test_dandilab_streams_embargoed_bytes_for_their_owner(local_archive):
+    """The S3 URL refuses them; the archive's download URL, with the owner's key, signs one;
+    a signed URL that expired is signed again; the key never goes to S3 (which would refuse
+    a request carrying it)."""
+    remote = _remote(local_archive, USERS["alice"][1])
+    assert remote.read_range(0, len(EMBARGOED_BYTES)) == EMBARGOED_BYTES
+    assert "X-Amz-Signature=" in remote.url  # now reading from the presigned URL
+    expired = local_archive.blobstore.presigned_url(BLOB_KEY, expires=1)
+    time.sleep(2)
+    again = _remote(local_archive, USERS["alice"][1], url=expired)
+    assert again.read_range(0, len(EMBARGOED_BYTES)) == EMBARGOED_BYTES
+    assert "X-Amz-Signature=" in again.url and again.url != expired
+
+
+def test_without_a_key_embargoed_bytes_are_refused_and_no_signature_is_shown(local_archive):
+    from dandilab.remote import RemoteFile, RemoteReadError
+
+    expired = local_archive.blobstore.presigned_url(BLOB_KEY, expires=1)
+    time.sleep(2)
+    for url in (expired.split("?")[0], expired):
+        with pytest.raises(RemoteReadError, match=r"HTTP 403") as e:
+            RemoteFile(url, name="secret.nwb", cache=False, retries=0)
+        assert "Signature" not in str(e.value) and "Credential" not in str(e.value)

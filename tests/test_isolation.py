@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import pytest
-
 from dandihub import isolation
 
 from .hubutil import RunningHub, login, login_error, signed_in_user
@@ -74,7 +73,7 @@ def test_a_hub_without_isolation_refuses_the_network(tmp_path, ip):
 def test_a_hub_without_isolation_serves_one_person(archive, tmp_path):
     with RunningHub(tmp_path / "hub", "--archive", archive.api_url) as hub:
         assert "NOT isolated" in hub.log and "serves one person" in hub.log
-        first, answer = login(hub.url, archive.keys["demo"])
+        _, answer = login(hub.url, archive.keys["demo"])
         assert answer.status_code == 302, answer.text
         _, answer = login(hub.url, archive.keys["admin"])
         assert answer.status_code == 403, answer.text

@@ -65,6 +65,7 @@ class Archive:
     def __init__(self, url: str | None = None, token: str | None = None):
         self.url = (url or os.environ.get("DANDI_API_URL") or PUBLIC_API_URL).rstrip("/")
         token = token or os.environ.get("DANDI_API_KEY") or None
+        self.token = token  # for the archive only: signs URLs of embargoed bytes
         self.client = self._client(token)
 
     def _client(self, token: str | None) -> DandiAPIClient:

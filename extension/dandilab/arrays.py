@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dask.array as da
 import numpy as np
@@ -41,6 +41,7 @@ class _Where:
     cache: str | bool | None = None
     filters: tuple | None = None  # (shuffle, deflate) when dandilab.codec decodes the chunks
     stored: tuple | None = None  # the stored chunk shape
+    signer: tuple | None = field(default=None, repr=False)  # RemoteFile's: embargoed data
 
 
 def to_dask(dataset, chunks="auto", limit: int | str = DEFAULT_LIMIT) -> da.Array:
@@ -100,7 +101,7 @@ def _where(dataset) -> _Where:
         cache = False if remote._cache_root is None else str(remote._cache_root.parent)
         return _Where(dataset.name, url=remote.url, name=remote.name,
                       digest=remote.digest or remote.etag, size=remote.size, cache=cache,
-                      **layout)
+                      signer=remote.signer, **layout)
     if dataset.file.driver == "fileobj":
         raise ValueError("to_dask needs a dataset opened by dandilab (open_nwb) or from a "
                          "local file: tasks must reopen the file in other processes")
@@ -148,7 +149,7 @@ def _handle(where: _Where):
 
                 remote = RemoteFile(where.url, name=where.name, digest=where.digest,
                                     size=where.size, cache=where.cache,
-                                    readahead=False)
+                                    readahead=False, signer=where.signer)
                 _handles[key] = (remote, open_h5(remote))
         return _handles[key]
 

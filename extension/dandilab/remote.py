@@ -83,9 +83,12 @@ class RemoteFile(io.RawIOBase):
     def __init__(self, url: str, *, name: str | None = None, digest: str | None = None,
                  size: int | None = None, cache: str | Path | bool | None = None,
                  timeout: float | None = None, retries: int | None = None,
-                 readahead: bool = True):
+                 readahead: bool = True, signer: tuple[str, dict] | None = None):
         super().__init__()
         self.url = url
+        # (the archive's download URL, its auth headers): where a new signed URL comes from
+        # when the bytes need one (embargoed data; a signed URL that expired)
+        self.signer = signer
         self.name = name or url
         self.timeout = TIMEOUT if timeout is None else timeout
         self.retries = RETRIES if retries is None else retries
@@ -320,35 +323,44 @@ class RemoteFile(io.RawIOBase):
                     self.etag = self.etag or etag
                 if etag and etag != self.etag:
                     raise RemoteReadError(
-                        f"{self.name} changed on the server ({self.url}): ETag {etag}, "
+                        f"{self.name} changed on the server ({shown(self.url)}): ETag {etag}, "
                         f"expected {self.etag}; open it again")
                 if expect is not None and len(body) != expect:
                     cause = f"truncated response ({len(body)} of {expect} bytes)"
                     continue
                 if r.status == 200 and expect is not None:
-                    raise RemoteReadError(f"{self.url} does not support range requests "
+                    raise RemoteReadError(f"{shown(self.url)} does not support range requests "
                                           f"(reading {self.name})")
                 return body, r
             if _retryable_status(r.status):
                 cause = f"HTTP {r.status}"
                 continue
-            raise RemoteReadError(f"reading {self.name} failed: HTTP {r.status} from {self.url}")
+            raise RemoteReadError(f"reading {self.name} failed: HTTP {r.status} from {shown(self.url)}")
         raise RemoteReadError(f"reading {self.name} ({range_header}) failed after "
-                              f"{self.retries + 1} attempts: {cause} ({self.url})")
+                              f"{self.retries + 1} attempts: {cause} ({shown(self.url)})")
 
     def _request(self, range_header: str):
         """One GET; redirects (the archive's download URL -> S3) are followed once and
         remembered, so later reads go straight to where the bytes are."""
-        for _ in range(5):
-            r = _http.request("GET", self.url, headers={"Range": range_header},
+        url, signed = self.url, False  # local: parallel reads may be redirected at once
+        for _ in range(6):
+            headers = {"Range": range_header}
+            if self.signer and url == self.signer[0]:
+                headers.update(self.signer[1])  # to the archive only, never to S3
+            r = _http.request("GET", url, headers=headers,
                               timeout=urllib3.Timeout(connect=10, read=self.timeout),
                               preload_content=True, redirect=False)
             location = r.headers.get("Location")
             if r.status in (301, 302, 303, 307, 308) and location:
-                self.url = urljoin(self.url, location)
+                url = urljoin(url, location)
                 continue
+            if r.status in (401, 403) and self.signer and not signed \
+                    and url != self.signer[0]:
+                url, signed = self.signer[0], True  # the archive signs a URL for us
+                continue
+            self.url = url
             return r
-        raise RemoteReadError(f"too many redirects reading {self.name} ({self.url})")
+        raise RemoteReadError(f"too many redirects reading {self.name} ({shown(self.url)})")
 
     def _fetch_head_and_tail(self) -> None:
         # a suffix range needs no size; with the size known, an explicit range is safer
@@ -359,7 +371,7 @@ class RemoteFile(io.RawIOBase):
         head, r = self._get(f"bytes=0-{HEAD - 1}", None)
         size = _total_size(r) or len(head)
         if self.size and size != self.size:
-            raise RemoteReadError(f"{self.name} has {size} bytes at {self.url}, "
+            raise RemoteReadError(f"{self.name} has {size} bytes at {shown(self.url)}, "
                                   f"the archive says {self.size}")
         self.size = size
         tail_body, tr = tail.result()
@@ -439,11 +451,16 @@ class RemoteFile(io.RawIOBase):
                 f.writelines(d for _, d in kept)
             os.replace(tmp, path)
             url_entry = self._cache_root / "urls" / self._key_from_url
-            url_entry.write_text(json.dumps({"url": self.url, "size": self.size,
+            url_entry.write_text(json.dumps({"url": shown(self.url), "size": self.size,
                                              "digest": self.digest or self.etag}))
             trim_sometimes()
         except OSError:
             pass  # a cache that cannot be written is only slower
+
+
+def shown(url: str) -> str:
+    """A URL as messages may show it: without its query (a signed URL's signature)."""
+    return url.split("?", 1)[0] + ("?..." if "?" in url else "")
 
 
 def _total_size(r) -> int | None:

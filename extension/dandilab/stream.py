@@ -85,6 +85,17 @@ def _asset_source(asset: Asset) -> Source:
                   asset=asset)
 
 
+def _signer(source: Source) -> tuple[str, dict] | None:
+    """Where embargoed bytes of the source's asset get a signed URL: the archive's download
+    URL, with the user's key (if any)."""
+    asset = source.asset
+    token = asset.archive.token if asset is not None else None
+    if not token:
+        return None
+    return f"{asset.archive.url}/assets/{asset.identifier}/download/", {
+        "Authorization": f"token {token}"}
+
+
 def open_hdf5(ref, path: str | None = None, *, cache=None, **kwargs) -> h5py.File:
     """An h5py File over any reference, read lazily (remote files through ``RemoteFile``)."""
     source = ref if isinstance(ref, Source) else resolve(ref, path, **kwargs)
@@ -95,7 +106,7 @@ def open_hdf5(ref, path: str | None = None, *, cache=None, **kwargs) -> h5py.Fil
     from .remote import RemoteFile, open_h5
 
     remote = RemoteFile(source.url, name=source.name, digest=source.digest, size=source.size,
-                        cache=cache)
+                        cache=cache, signer=_signer(source))
     try:
         return open_h5(remote)
     except OSError as e:

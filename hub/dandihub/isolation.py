@@ -61,7 +61,7 @@ def ensure_system_user(hub_name: str, home: str | Path) -> pwd.struct_passwd:
         account = pwd.getpwnam(name)
     except KeyError:
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        run = subprocess.run(  # noqa: S603 - fixed program, the name is sanitised above
+        run = subprocess.run(
             [useradd, "--home-dir", str(home), "--no-create-home", "--shell", "/bin/bash",
              "--user-group", "--comment", f"{MARK} {hub_name}", name],
             capture_output=True, text=True, timeout=60, check=False)
@@ -79,7 +79,7 @@ def ensure_system_user(hub_name: str, home: str | Path) -> pwd.struct_passwd:
     home = Path(home)
     if account.pw_dir != str(home):  # the hub's data folder moved
         usermod = shutil.which("usermod") or "/usr/sbin/usermod"
-        subprocess.run([usermod, "--home", str(home), name],  # noqa: S603
+        subprocess.run([usermod, "--home", str(home), name],
                        capture_output=True, timeout=60, check=True)
         account = pwd.getpwnam(name)
     home.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,7 @@ def check_can_isolate(data_dir: Path, python: str = "") -> None:
                 f"{stat.S_IMODE(folder.stat().st_mode):o}). Choose a --data-dir whose parent "
                 "folders others may enter (e.g. /srv/dandihub), or `chmod o+x` them.")
     try:
-        probe = subprocess.run(  # noqa: S603 - the configured interpreter
+        probe = subprocess.run(
             [python, "-c", "import jupyterhub.singleuser, dandilab"],
             preexec_fn=_as_nobody, capture_output=True, text=True, timeout=120, check=False)
         error = (probe.stderr.strip().splitlines() or ["?"])[-1] if probe.returncode else ""
