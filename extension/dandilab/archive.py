@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import cached_property
@@ -42,10 +43,43 @@ class ArchiveUnavailable(OSError):
 # dandi's client retries error statuses itself, but not an answer cut off mid-body.
 _TRANSIENT = (ChunkedEncodingError, RequestsConnectionError, Timeout)
 _ATTEMPTS = 4
+# dandi's client sends its requests with no time limit (and retries them): each call to the
+# archive gives up after this many seconds instead, saying so.
+ARCHIVE_TIMEOUT = float(os.environ.get("DANDILAB_ARCHIVE_TIMEOUT", "60"))
+
+
+def _bounded(url: str, what: str, fn: Callable, timeout: float | None = None):
+    """``fn()`` in a thread of its own, given up (the thread left to finish) after
+    ``timeout`` seconds with an ArchiveUnavailable that names the archive and the setting."""
+    timeout = ARCHIVE_TIMEOUT if timeout is None else timeout
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller as it is
+            outcome["error"] = e
+
+    worker = threading.Thread(target=run, name=f"dandilab-archive {what}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise ArchiveUnavailable(
+            f"The DANDI archive at {url} did not answer {what} within {timeout:g} s. It may "
+            "be down or unreachable: check the URL and the network, then try again (the "
+            "limit is DANDILAB_ARCHIVE_TIMEOUT, in seconds).")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def _call(url: str, what: str, fn: Callable):
-    """``fn()``, retried when the connection breaks; then a clear error naming the archive."""
+    """``fn()``, retried when the connection breaks, within ARCHIVE_TIMEOUT; then a clear
+    error naming the archive."""
+    return _bounded(url, what, lambda: _retried(url, what, fn))
+
+
+def _retried(url: str, what: str, fn: Callable):
     for attempt in range(_ATTEMPTS):
         try:
             return fn()
@@ -66,7 +100,8 @@ class Archive:
         self.url = (url or os.environ.get("DANDI_API_URL") or PUBLIC_API_URL).rstrip("/")
         token = token or os.environ.get("DANDI_API_KEY") or None
         self.token = token  # for the archive only: signs URLs of embargoed bytes
-        self.client = self._client(token)
+        self.client = _bounded(self.url, "for its server info (/info/)",
+                               lambda: self._client(token))
 
     def _client(self, token: str | None) -> DandiAPIClient:
         # dandi's client asks an archive it does not know for its /info/ at construction and
@@ -140,8 +175,11 @@ class Dandiset:
     def assets(self, glob: str | None = None) -> Iterator[Asset]:
         """Its assets (all, or those whose path matches ``glob``), page by page."""
         remote = self.remote.get_assets_by_glob(glob) if glob else self.remote.get_assets()
+        what, done = f"for the assets of {self}", object()
         try:
-            for asset in remote:
+            # one page at a time, each within the time limit (a generator cannot be retried)
+            while (asset := _bounded(self.archive.url, what, lambda: next(remote, done))) \
+                    is not done:
                 yield Asset(self.archive, asset, self)
         except (NotFoundError, HTTP404Error):
             raise NotFound(f"{self} does not exist") from None
