@@ -257,3 +257,27 @@ def test_filters_without_hdf5plugin_are_named_with_the_fix(corpus_files, monkeyp
         ds = f["acquisition/int16/data"]
         np.testing.assert_array_equal(to_dask(ds).compute(), corpus.signal("int16"))
 
+
+
+PLUGIN_SCRIPT = """
+import sys
+import numpy as np
+import dandilab
+assert "hdf5plugin" not in sys.modules
+with dandilab.open_nwb(sys.argv[1]) as nwb:
+    print(int(np.asarray(nwb.acquisition["int16"].data[:]).astype(np.int64).sum()))
+"""
+
+
+@pytest.mark.parametrize("name", ["bitshuffle-lz4", "lz4", "blosc-zstd"])
+def test_a_fresh_process_reads_plugin_filters(corpus_files, name):
+    """open_nwb registers hdf5plugin's filters itself: h5py then reads chunks that only a
+    plugin decodes (the user imports nothing)."""
+    import subprocess
+    import sys
+
+    path = corpus_files[f"corpus/{name}.nwb"]
+    run = subprocess.run([sys.executable, "-c", PLUGIN_SCRIPT, str(path)],
+                         check=False, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert int(run.stdout) == int(corpus.signal("int16").astype(np.int64).sum())
