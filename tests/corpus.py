@@ -72,6 +72,24 @@ def filtered(**options) -> Callable[[Path], None]:
     return write
 
 
+def write_long(path: Path) -> None:
+    """A 20 s, 16-channel recording at 30 kHz in Blosc-lz4 chunks of 20 000 rows (~19 MB
+    of samples): big enough that a view reading whole datasets would show in bytes."""
+    import hdf5plugin
+    from hdmf.backends.hdf5 import H5DataIO
+    from pynwb import TimeSeries
+
+    warnings.filterwarnings("ignore", "(.*) compression may not be available")
+    rng = np.random.default_rng(3)
+    data = np.cumsum(rng.integers(-30, 31, (600_000, 16)), axis=0).astype("int16")
+    nwb = _nwbfile("long")
+    nwb.add_acquisition(TimeSeries(
+        name="long", unit="uV", rate=30000.0,
+        data=H5DataIO(data, chunks=(20_000, 16), allow_plugin_filters=True,
+                      **hdf5plugin.Blosc(cname="lz4", shuffle=2))))
+    _write_nwb(path, nwb)
+
+
 def plugin(name: str, **kwargs) -> dict:
     """hdf5plugin's filter options as h5py keyword arguments."""
     import hdf5plugin
@@ -186,6 +204,7 @@ CASES: dict[str, Case] = {
     "bitshuffle-lz4": Case(filtered(**plugin("Bitshuffle", cname="lz4"))),
     "bitshuffle-zstd": Case(filtered(**plugin("Bitshuffle", cname="zstd"))),
     "lz4": Case(filtered(**plugin("LZ4"))),
+    "long-blosc": Case(write_long),
     "layouts": Case(write_layouts),
     "external-link": Case(write_external_link),
     "extension": Case(write_extension),

@@ -281,3 +281,53 @@ def test_a_fresh_process_reads_plugin_filters(corpus_files, name):
                          check=False, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     assert int(run.stdout) == int(corpus.signal("int16").astype(np.int64).sum())
+
+
+# -- the explorer: a view of every object, reading only what it shows ------------------------
+SMALL_VIEW = 1024 * 1024  # bytes any view may fetch (a window of a small file is all of it)
+
+
+def _nwb_params():
+    return [p for p in _params() if not p.id.startswith("real-fixtures")
+            and (corpus.CASES.get(p.id) or corpus.Case(None)).nwb]
+
+
+@pytest.mark.parametrize("path, expected_error", _nwb_params())
+def test_the_explorer_views_every_object_reading_only_what_it_shows(dandiset, path,
+                                                                     expected_error):
+    """NWBExplorer builds the view of every object of the streamed file; no view fetches
+    more than a quarter of the file (1 MiB for small files): none reads whole datasets."""
+    from dandilab.widgets import FieldsView, NWBExplorer
+    from dandilab.widgets.explorer import _isa
+
+    asset = dandiset.asset(path)
+    with open_nwb(asset, cache=False) as nwb:
+        remote = nwb._dandilab_handles[2]
+        budget = max(SMALL_VIEW, asset.size // 4)
+        before = remote.bytes_fetched
+        explorer = NWBExplorer(nwb)  # builds (and starts loading) its first view
+        first = explorer.select.value
+        rows = [(first, explorer.by_path[first][1])] + [
+            (row, obj) for row, _label, obj, _depth in explorer.rows
+            if obj is not None and row != first]
+        problems, fetched, allowed = [], {}, {}
+        for i, (row, obj) in enumerate(rows):
+            if i:
+                before = remote.bytes_fetched
+            view = explorer.show(row)
+            view.wait(120)
+            fetched[row] = remote.bytes_fetched - before
+            # the masks view draws every ROI's mask: all of image_mask is what it shows
+            mask = getattr(obj, "image_mask", None) if _isa(obj, "PlaneSegmentation") else None
+            allowed[row] = budget + (mask.data.id.get_storage_size() if mask is not None else 0)
+            if getattr(view, "error", None) is not None:
+                problems.append(f"{row}: {view.error!r}")
+            if isinstance(view, FieldsView) and "cannot be drawn" in view.children[0].value:
+                problems.append(f"{row}: {view.children[0].value}")
+        assert not problems, problems
+        assert fetched, "no object was viewed"
+        too_much = {row: (n, allowed[row]) for row, n in fetched.items() if n > allowed[row]}
+        assert not too_much, too_much
+        if path == "corpus/long-blosc.nwb":  # the recording's view drew from a few chunks
+            assert type(explorer.views["acquisition/long"]).__name__ == "TimeSeriesView"
+            assert 0 < fetched["acquisition/long"] < asset.size / 4
