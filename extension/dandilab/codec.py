@@ -109,18 +109,25 @@ def check_decodable(dataset) -> None:
             f"plugin and set HDF5_PLUGIN_PATH to its folder")
 
 
-def decode(raw, dtype, chunk_shape, filters: Filters) -> np.ndarray:
-    """A stored chunk's bytes as an array of the (full) chunk shape."""
+def decode(raw, dtype, chunk_shape, filters: Filters, out: np.ndarray | None = None):
+    """A stored chunk's bytes as an array of the (full) chunk shape; with ``out`` (a
+    C-contiguous array of that shape) the last step decodes into it (no copy)."""
     dtype = np.dtype(dtype)
     data = raw
-    for code, _values in reversed(filters):  # undo the pipeline, last filter first
+    steps = list(reversed(filters))  # undo the pipeline, last filter first
+    for i, (code, _values) in enumerate(steps):
+        into = out if i == len(steps) - 1 else None
         if code == _DEFLATE:
             data = _inflate(data)
         elif code == _SHUFFLE:
             if dtype.itemsize > 1:
-                data = _unshuffle(dtype.itemsize).decode(data)
+                data = _unshuffle(dtype.itemsize).decode(data, into)
         else:  # Blosc and Zstd buffers describe themselves (Blosc's own shuffle included)
-            data = _codec(code).decode(data)
+            data = _codec(code).decode(data, into)
+    if out is not None:
+        if data is not out:
+            out[...] = np.frombuffer(data, dtype).reshape(chunk_shape)
+        return out
     return np.frombuffer(data, dtype).reshape(chunk_shape)
 
 
