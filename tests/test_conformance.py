@@ -18,7 +18,7 @@ from dandilab.arrays import to_dask
 from dandilab.stream import NWBError, open_hdf5, open_nwb
 
 from . import corpus
-from .localarchive_fixtures import _asset_record, _digest, write_users
+from .localarchive_fixtures import SyntheticAsset, _asset_record, _digest, write_users
 from .paths import SHARED
 
 DANDISET = "000777"
@@ -68,7 +68,7 @@ def corpus_archive(tmp_path_factory, corpus_files):
     records = []
     for i, (path, local) in enumerate(sorted(corpus_files.items())):
         blob = f"c0000000-0000-4000-8000-{i:012d}"
-        asset = corpus_asset(f"0c000000-0000-4000-8000-{i:012d}", path, blob)
+        asset = SyntheticAsset(f"0c000000-0000-4000-8000-{i:012d}", path, blob=blob)
         (root / "blobs" / blob).symlink_to(local)
         records.append(_asset_record(asset, local.stat().st_size, _digest(local),
                                      "application/x-nwb"))
@@ -85,12 +85,6 @@ def corpus_archive(tmp_path_factory, corpus_files):
     write_users(root)
     with LocalArchive(root) as running:
         yield running
-
-
-def corpus_asset(asset_id, path, blob):
-    from .localarchive_fixtures import SyntheticAsset
-
-    return SyntheticAsset(asset_id, path, blob=blob)
 
 
 @pytest.fixture(autouse=True)
