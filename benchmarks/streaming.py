@@ -1,6 +1,7 @@
 """Streaming benchmark: dandilab against remfile and fsspec, side by side (issue 3).
 
     .venv/bin/python benchmarks/streaming.py [--rtt 0.02] [--bandwidth 100e6] [--seconds 60]
+    .venv/bin/python benchmarks/streaming.py --codecs   # Blosc/Zstd rows only (~30 s, local)
 
 Files: the demo generator's ecephys session (384 ch x 30 kHz x ``--seconds``, int16,
 chunks (78125, 64), gzip) and ophys session (512 x 512 x 1800 uint16), built once
@@ -423,6 +424,67 @@ def targets(rows, args, files) -> list[dict]:
     return out
 
 
+CODECS = {"Blosc lz4": ("Blosc", {"cname": "lz4", "shuffle": 1}),
+          "Blosc zstd": ("Blosc", {"cname": "zstd", "clevel": 5, "shuffle": 1}),
+          "Zstd": ("Zstd", {"clevel": 3}), "gzip + shuffle": (None, {})}
+
+
+def codec_rows(repeat: int = 7) -> list[dict]:
+    """Decoded MB/s of one 64 MB int16 dataset (1e6 x 32, chunks 16384 x 32) per filter:
+    h5py with hdf5plugin's filters vs dandilab's decoder (what a to_dask task does: the
+    stored chunks' bytes by pread, decoded by dandilab.codec in its thread pool into the
+    result) and to_dask().compute() (plus dask's assembly of the result, a copy). Local
+    file, best of ``repeat`` in round-robin: the decoders, not the network."""
+    import h5py
+    import hdf5plugin
+    from dandilab import codec
+    from dandilab.arrays import to_dask
+
+    data = np.cumsum(np.random.default_rng(0).integers(-20, 21, (1_000_000, 32)),
+                     axis=0).astype("int16")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for label, (plugin, options) in CODECS.items():
+        kwargs = (dict(getattr(hdf5plugin, plugin)(**options)) if plugin
+                  else {"compression": "gzip", "shuffle": True})
+        path = CACHE / f"codec-{label.replace(' ', '-').replace('+', '')}.h5"
+        with h5py.File(path, "w") as f:
+            f.create_dataset("d", data=data, chunks=(16384, 32), **kwargs)
+        with h5py.File(path, "r") as f:
+            ds = f["d"]
+            assert codec.filters_of(ds) is not None, label  # the fast path decodes it
+            array = to_dask(ds, limit=ds.nbytes)
+            ((_, (read, where, region, chunks)),) = array.__dask_graph__().items()
+            np.testing.assert_array_equal(read(where, region, chunks), data)
+            methods = {"h5py + hdf5plugin": lambda: ds[:],  # noqa: B023
+                       "dandilab.codec": lambda: read(where, region, chunks),  # noqa: B023
+                       "to_dask().compute()": lambda: array.compute(scheduler="threads")}  # noqa: B023
+            times = {m: [] for m in methods}
+            for _ in range(repeat):  # round-robin: a busy moment weighs on every method alike
+                for method, fn in methods.items():
+                    start = time.perf_counter()
+                    fn()
+                    times[method].append(time.perf_counter() - start)
+            for method, seconds in times.items():
+                rows.append({"filter": label, "method": method, "seconds": min(seconds),
+                             "MB_per_s": data.nbytes / 1e6 / min(seconds),
+                             "stored_MB": ds.id.get_storage_size() / 1e6})
+    return rows
+
+
+def codec_table(rows) -> str:
+    lines = [(f"{'filter':<16}{'stored MB':>10}{'h5py + hdf5plugin':>20}{'dandilab.codec':>17}"
+             f"{'to_dask().compute()':>22}")]
+    for label in CODECS:
+        by = {r["method"]: r["MB_per_s"] for r in rows if r["filter"] == label}
+        stored = next(r["stored_MB"] for r in rows if r["filter"] == label)
+        h5 = by["h5py + hdf5plugin"]
+        lines.append(f"{label:<16}{stored:>10.1f}{h5:>15.0f} MB/s"
+                     f"{by['dandilab.codec']:>12.0f} MB/s ({by['dandilab.codec'] / h5:.2f}x)"
+                     f"{by['to_dask().compute()']:>10.0f} MB/s ({by['to_dask().compute()'] / h5:.2f}x)")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rtt", type=float, default=0.020)
@@ -430,7 +492,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="ecephys session length")
     parser.add_argument("--methods", type=lambda v: v.split(","), default=METHODS,
                         help="a comma-separated subset of: " + ", ".join(METHODS))
+    parser.add_argument("--codecs", action="store_true",
+                        help="only the Blosc/Zstd decode rows: h5py + hdf5plugin vs dandilab.codec")
     args = parser.parse_args(argv)
+    if args.codecs:
+        print(codec_table(codec_rows()))
+        return 0
     unknown = set(args.methods) - set(METHODS)
     if unknown:
         parser.error(f"unknown methods {sorted(unknown)}; choose from {METHODS}")

@@ -164,3 +164,23 @@ def test_decoded_regions_equal_h5py(tmp_path, filters):
                     np.testing.assert_array_equal(array[650:900, 5:20].compute(),
                                                   expected[650:900, 5:20])
         remote.close()
+
+
+def test_a_contiguous_dataset_gets_row_tasks_of_the_usual_size(tmp_path):
+    """A 2 GB contiguous (unchunked) dataset is split by rows into tasks of about the
+    default limit, each one byte range of the file, not one 2 GB task."""
+    path = tmp_path / "contiguous.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("big", shape=(100_000_000, 10), dtype="int16")  # unwritten: no bytes
+        f["small"] = np.arange(30_000, dtype="f8").reshape(10_000, 3)
+    with h5py.File(path, "r") as f:
+        big = to_dask(f["big"])
+        assert big.chunks[1] == (10,) and big.numblocks[0] >= 2e9 / arrays.DEFAULT_LIMIT
+        assert max(big.chunks[0]) * 10 * 2 <= arrays.DEFAULT_LIMIT
+        small = to_dask(f["small"], limit=24_000)  # 1 000 rows per task
+        assert small.chunks == ((1_000,) * 10, (3,))
+        (_read, _where, region, ranges) = small.__dask_graph__()[(small.name, 2, 0)]
+        assert region == (slice(2_000, 3_000), slice(0, 3))
+        offset = f["small"].id.get_offset()
+        assert ranges == ((None, offset + 2_000 * 24, 1_000 * 24, 0),)  # its rows' bytes
+        np.testing.assert_array_equal(small.compute(), f["small"][:])

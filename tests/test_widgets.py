@@ -8,6 +8,7 @@ plain h5py/pynwb reads.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import h5py
@@ -741,3 +742,22 @@ def test_overview_draws_a_revisit_at_once_then_exactly(files):
         assert [w.approx_rows for w in narrow] == [0]
     with h5py.File(files["ecephys"], "r") as f:  # a local file: nothing to key it by
         assert ChunkedSeries(f["acquisition/ElectricalSeries/data"]).overview is None
+
+
+def test_a_filter_nobody_decodes_is_named_by_the_series_reader(tmp_path):
+    """A series compressed with a filter neither dandilab nor h5py decodes: the reader (and
+    so the view's message) names the filter's id and name and the fix, not h5py's error."""
+    from dandilab.codec import UnsupportedFilterError
+    from dandilab.widgets.chunks import ChunkedSeries
+
+    from .corpus import write_unknown_filter
+
+    path = tmp_path / "unknown-filter.h5"
+    write_unknown_filter(path)
+    with h5py.File(path, "r") as f:
+        with pytest.raises(UnsupportedFilterError,
+                           match=rf"^/data in {re.escape(str(path))} is compressed with HDF5 "
+                                 r"filter 32002 \(MAFISC\), which neither dandilab nor h5py can "
+                                 r"decode here; fix: install hdf5plugin \("):
+            ChunkedSeries(f["data"])
+        assert ChunkedSeries(f["readable"]).fast is False  # contiguous: h5py reads it

@@ -39,7 +39,7 @@ class _Where:
     digest: str | None = None
     size: int | None = None
     cache: str | bool | None = None
-    filters: tuple | None = None  # (shuffle, deflate) when dandilab.codec decodes the chunks
+    filters: tuple | None = None  # the filter pipeline when dandilab.codec decodes the chunks
     stored: tuple | None = None  # the stored chunk shape
     signer: tuple | None = field(default=None, repr=False)  # RemoteFile's: embargoed data
 
@@ -62,13 +62,16 @@ def to_dask(dataset, chunks="auto", limit: int | str = DEFAULT_LIMIT) -> da.Arra
     where = _where(dataset)
     task_chunks = _task_chunks(dataset, chunks, limit)
     locations = _chunk_locations(dataset)
+    contiguous = _contiguous(dataset)
     name = "dandilab-" + tokenize(where, task_chunks, dataset.dtype.str)
     graph = {}
     stored = dataset.chunks
     for index in itertools.product(*(range(len(c)) for c in task_chunks)):
         starts = [sum(c[:i]) for c, i in zip(task_chunks, index)]
         region = tuple(slice(s, s + c[i]) for s, c, i in zip(starts, task_chunks, index))
-        graph[(name, *index)] = (_read, where, region, _chunks_in(region, stored, locations))
+        ranges = (_chunks_in(region, stored, locations) if stored
+                  else _rows_in(region, dataset.shape, contiguous))
+        graph[(name, *index)] = (_read, where, region, ranges)
     return da.Array(graph, name, chunks=task_chunks, dtype=dataset.dtype)
 
 
@@ -91,9 +94,10 @@ def _task_chunks(dataset, chunks, limit):
 
 
 def _where(dataset) -> _Where:
-    from .codec import filters_of
+    from .codec import check_decodable, filters_of
     from .remote import source_of
 
+    check_decodable(dataset)  # a filter nothing decodes: say which and how to fix, now
     remote = source_of(dataset.file)
     layout = {"filters": filters_of(dataset),
               "stored": tuple(dataset.chunks) if dataset.chunks else None}
@@ -131,6 +135,32 @@ def _chunks_in(region, stored, locations) -> tuple:
                  if start in locations)
 
 
+def _contiguous(dataset) -> tuple[int, int] | None:
+    """(byte offset, bytes per row) of a contiguous numeric dataset stored in the file, else
+    None (chunked, compact, external or unallocated data)."""
+    import h5py
+
+    if dataset.chunks or not dataset.shape or not dataset.size or dataset.dtype.kind not in "iufb":
+        return None
+    plist = dataset.id.get_create_plist()
+    if plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_external_count():
+        return None
+    offset = dataset.id.get_offset()
+    if offset is None:
+        return None
+    return offset, dataset.dtype.itemsize * int(np.prod(dataset.shape[1:]))
+
+
+def _rows_in(region, shape, contiguous) -> tuple:
+    """The one byte range of a contiguous dataset's rows that ``region`` covers (its task
+    fetches it in one request before h5py copies it out), when it spans whole rows."""
+    if contiguous is None or any((s.start, s.stop) != (0, n) for s, n in zip(region[1:], shape[1:])):
+        return ()
+    offset, row = contiguous
+    rows = region[0]
+    return ((None, offset + rows.start * row, (rows.stop - rows.start) * row, 0),)
+
+
 _handles: dict = {}
 _handles_lock = threading.Lock()
 
@@ -143,6 +173,9 @@ def _handle(where: _Where):
             import h5py
 
             if where.path:
+                from .codec import register_plugins
+
+                register_plugins()
                 _handles[key] = (None, h5py.File(where.path, "r"))
             else:
                 from .remote import RemoteFile, open_h5
@@ -154,9 +187,24 @@ def _handle(where: _Where):
         return _handles[key]
 
 
+def _local_fd(path: str) -> int:
+    """A descriptor of a local file for this process: its chunks' bytes are read with
+    os.pread, in parallel and outside h5py's global lock (read_direct_chunk holds it)."""
+    key = (os.getpid(), path)
+    with _handles_lock:
+        if key not in _fds:
+            _fds[key] = os.open(path, os.O_RDONLY)
+        return _fds[key]
+
+
+_fds: dict = {}
+
+
 def _read(where: _Where, region, chunks) -> np.ndarray:
     remote, h5file = _handle(where)
     ranges = [(offset, size) for _, offset, size, _ in chunks]
+    if remote is not None and chunks and chunks[0][0] is None:
+        return _read_rows(remote, h5file[where.dataset], region, ranges)
     if remote is not None and ranges:
         remote.prefetch(ranges, wait=where.filters is None)  # in parallel, outside h5py's lock
     try:
@@ -166,6 +214,22 @@ def _read(where: _Where, region, chunks) -> np.ndarray:
     finally:
         if remote is not None and ranges:
             remote.discard(ranges)  # read once: free the memory now
+
+
+def _read_rows(remote, dataset, region, ranges) -> np.ndarray:
+    """Rows of a contiguous dataset: their byte range in parallel requests, no h5py copy."""
+    from .remote import PART, _coalesce
+
+    out = np.empty(tuple(s.stop - s.start for s in region), dataset.dtype)
+    into = out.reshape(-1).view(np.uint8)
+    first = ranges[0][0]
+    remote.prefetch(ranges, wait=False)
+    try:
+        for a, b in _coalesce(ranges, PART):
+            into[a - first:b - first] = np.frombuffer(remote.read_range(a, b - a), np.uint8)
+    finally:
+        remote.discard(ranges)
+    return out
 
 
 def _decode_region(where: _Where, remote, h5file, region, chunks) -> np.ndarray:
@@ -182,13 +246,17 @@ def _decode_region(where: _Where, remote, h5file, region, chunks) -> np.ndarray:
     def one(chunk):
         start, offset, size, _ = chunk
         raw = (remote.read_range(offset, size) if remote is not None
-               else dataset.id.read_direct_chunk(start)[1])
-        data = decode(raw, dataset.dtype, where.stored, where.filters)
+               else os.pread(_local_fd(where.path), size, offset))
         src, dst = [], []
         for s, c0, n in zip(region, start, where.stored):
             lo, hi = max(s.start, c0), min(s.stop, c0 + n)
             src.append(slice(lo - c0, hi - c0))
             dst.append(slice(lo - s.start, hi - s.start))
+        target = out[tuple(dst)]
+        if target.shape == tuple(where.stored) and target.flags.c_contiguous:
+            decode(raw, dataset.dtype, where.stored, where.filters, out=target)  # in place
+            return
+        data = decode(raw, dataset.dtype, where.stored, where.filters)
         out[tuple(dst)] = data[tuple(src)]
 
     for _ in pool().map(one, chunks):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -510,9 +511,33 @@ def open_h5(remote: RemoteFile):
     """
     import h5py
 
+    from .codec import register_plugins
+
+    register_plugins()  # Blosc, Zstd, bitshuffle...: h5py decodes what dandilab.codec does not
+    _external_links_open_files_by_name()
     h5file = h5py.File(remote, "r")
     _h5_files.add(h5file)
     return h5file
+
+
+@functools.cache
+def _external_links_open_files_by_name() -> None:
+    """Make h5py open an external link's target file by its name with the default driver.
+
+    h5py passes no link access list, so HDF5 opens the target with the parent's file
+    access list: for a file over a Python object that is the parent's own object, and a
+    link to "raw.nwb:/acquisition/x" silently read the streamed file's /acquisition/x. With
+    a plain access list the target is the named local file, or a KeyError ("unable to
+    open external file, external link file name = ...") when there is none; local files
+    are unaffected (their parent's access list is that default).
+    """
+    import h5py
+    from h5py._hl import base
+
+    if base.dlapl is None:
+        lapl = h5py.h5p.create(h5py.h5p.LINK_ACCESS)
+        lapl.set_elink_fapl(h5py.h5p.create(h5py.h5p.FILE_ACCESS))
+        base.dlapl = lapl
 
 
 @atexit.register

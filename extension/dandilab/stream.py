@@ -102,6 +102,9 @@ def open_hdf5(ref, path: str | None = None, *, cache=None, **kwargs) -> h5py.Fil
     if source.path is not None:
         if not source.path.exists():
             raise FileNotFoundError(f"{source.path} does not exist")
+        from .codec import register_plugins
+
+        register_plugins()  # so that h5py decodes Blosc, Zstd, bitshuffle... chunks too
         return h5py.File(source.path, "r")
     from .remote import RemoteFile, open_h5
 

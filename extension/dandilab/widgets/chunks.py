@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..codec import decode, filters_of, pool
+from ..codec import check_decodable, decode, filters_of, pool
 from .overview import Overview
 
 __all__ = ["ChunkedSeries", "Window", "minmax_bins"]
@@ -139,6 +139,8 @@ class ChunkedSeries:
     # -- what is stored where ---------------------------------------------------------
     def _plain_filters(self) -> bool:
         self._filters = filters_of(self.ds)
+        if self._filters is None:
+            check_decodable(self.ds)  # the view then names the filter and the fix, not h5py
         return self._filters is not None
 
     def info(self, r: int, c: int):
