@@ -214,11 +214,13 @@ def servers(client: httpx.Client, user: str) -> dict:
     return answer.json()["servers"]
 
 
-def server_process(user: str) -> psutil.Process | None:
+def server_process(user: str, hub_pid: int | None = None) -> psutil.Process | None:
+    """The user's server (of the hub ``hub_pid``: other hubs may run on the machine)."""
     for p in psutil.process_iter(["cmdline", "environ"]):
         with contextlib.suppress(psutil.Error, TypeError):
             if ("jupyterhub.singleuser" in " ".join(p.info["cmdline"] or [])
-                    and (p.info["environ"] or {}).get("JUPYTERHUB_USER") == user):
+                    and (p.info["environ"] or {}).get("JUPYTERHUB_USER") == user
+                    and (hub_pid is None or hub_pid in {a.pid for a in p.parents()})):
                 return p
     return None
 
@@ -265,7 +267,8 @@ def test_running_work_is_kept_and_idle_servers_are_culled(culling_hub):
         for user in USERS:
             assert f"Server of {user} (profile tiny): memory 2 GiB, CPU 2" in hub.log
             if f"Server of {user} (profile tiny): memory 2 GiB, CPU 2 enforced by cgroup" in hub.log:
-                cgroups = Path(f"/proc/{server_process(user).pid}/cgroup").read_text()
+                server = server_process(user, hub.proc.pid)
+                cgroups = Path(f"/proc/{server.pid}/cgroup").read_text()
                 assert f"/dandihub/hub-{hub.proc.pid}/{user}" in cgroups
 
         # idle: culled after the timeout
@@ -296,7 +299,7 @@ def test_running_work_is_kept_and_idle_servers_are_culled(culling_hub):
                      f"{user}'s server was not culled after its work ended")
         print(f"busy and mover culled {time.monotonic() - stopped:.0f} s after their work ended")
         for user in USERS:
-            assert server_process(user) is None
+            assert server_process(user, hub.proc.pid) is None
     finally:
         stream.shutdown()
 
