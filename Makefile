@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test test-python test-js test-images lock bench bench-hub lint clean
+.PHONY: install demo test test-python test-js test-images lock bench bench-hub lint clean schema
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -38,6 +38,10 @@ test-python:
 
 test-js:
 	cd extension && npm test
+
+# The chart's values.schema.json, its Settings part generated from dandihub.config.Settings.
+schema: install
+	$(BIN)/python -m dandihub.config schema helm/dandihub/values.schema.json
 
 lint: install
 	$(BIN)/ruff check hub extension/dandilab tests benchmarks

@@ -25,7 +25,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from dandihub.config import Settings
+from dandihub.config import Settings, schema_text
 from traitlets.config import Config
 
 from .helmtool import (
@@ -186,6 +186,16 @@ def test_schema_describes_every_value_and_covers_every_setting():
             yield from undocumented(node["items"], f"{path}[]")
 
     assert list(undocumented(schema, "dandihub")) == []
+
+
+def test_the_schema_is_generated_from_settings():
+    """values.schema.json's Settings keys are what dandihub.config.Settings describes."""
+    path = CHART / "values.schema.json"
+    assert path.read_text() == schema_text(path), (
+        "helm/dandihub/values.schema.json differs from dandihub.config.Settings: run make schema")
+    scopes = {f.name: f.metadata["scope"] for f in fields(Settings)}
+    assert {n for n, s in scopes.items() if s == "chart"} == CHART_FIELDS
+    assert {n for n, s in scopes.items() if s == "embedded"} == EMBEDDED_ONLY
 
 
 def test_values_yaml_documents_every_setting_default():

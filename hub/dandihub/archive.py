@@ -159,6 +159,32 @@ class Archive:
         return ArchiveClient(self.api_url, timeout=timeout)
 
 
+def _url(description: str) -> dict:
+    return {"type": "string", "pattern": "^https?://", "description": description}
+
+
+# An archive entry as the chart's values.schema.json describes it (dandihub.config writes it
+# there): the keys of `Archive.from_dict` but the secrets, which never go into values.
+ARCHIVE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "api_url"],
+    "description": "An archive people may sign in with (dandihub.archive.Archive). Its secrets "
+    "go to dandihub.secrets.archives.<name>, never here.",
+    "properties": {
+        "name": {"type": "string",
+                 "description": "Unique; labels the login button and names its secrets."},
+        "api_url": _url("The archive's API root (ends in /api)."),
+        "web_url": _url("Where people register (default: from api_url)."),
+        "oauth_url": _url("The archive's OAuth2 root (default: {API host}/oauth)."),
+        "authorize_url": _url("Default: {oauth_url}/authorize/."),
+        "token_url": _url("Default: {oauth_url}/token/."),
+        "client_id": {"type": "string",
+                      "description": "The hub's OAuth application on this archive (dandi-oauth)."},
+    },
+}
+
+
 def parse_archives(entries: list[dict], read_secrets: bool = True) -> list[Archive]:
     """The archives of a settings list; names must be unique (they label the login buttons)."""
     archives = [Archive.from_dict(e, read_secrets) for e in entries]

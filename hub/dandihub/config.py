@@ -20,10 +20,12 @@ from pathlib import Path
 from traitlets.config import Config
 
 from . import isolation
-from .archive import PUBLIC_API_URL, parse_archives
+from .archive import ARCHIVE_SCHEMA, PUBLIC_API_URL, parse_archives
 from .profiles import (
     DEFAULT_IMAGES,
     DEFAULT_PROFILES,
+    IMAGE_SCHEMA,
+    PROFILE_SCHEMA,
     ProfileError,
     kubespawner_profile_list,
     load_profiles,
@@ -45,80 +47,169 @@ class SettingsError(ValueError):
     """The settings do not describe a hub we can run."""
 
 
+# Where a setting is decided (Settings field metadata "scope"): by a deployer in the chart's
+# values (and so in values.schema.json), by the chart itself, or in embedded mode only.
+VALUES, CHART, EMBEDDED = "values", "chart", "embedded"
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+URL_PATTERN = "^https?://"
+
+
+def about(description: str, *, scope: str = VALUES, schema: dict | None = None,
+          required: bool = False) -> dict:
+    """A Settings field's metadata: its help text, where it is set, and its JSON schema beyond
+    the type (pattern, enum, minimum, items), all read by `values_schema`."""
+    return {"description": description, "scope": scope, "schema": schema or {},
+            "required": required}
+
+
+def setting(description: str, default, **kwargs):
+    """A Settings field with an immutable default, described once (`about`)."""
+    return field(default=default, metadata=about(description, **kwargs))
+
+
 @dataclass
 class Settings:
     """What a deployer decides about a DANDI hub. Every field has a working default."""
 
-    archive_url: str = PUBLIC_API_URL
-    authenticator: str = "apikey"
-    spawner: str = "local"
-    data_dir: str = "."
-    ip: str = "127.0.0.1"
-    port: int = 8000
-    base_url: str = "/"
-    hub_port: int = 8081
-    proxy_api_port: int = 8001
-    proxy_command: list[str] = field(default_factory=lambda: ["configurable-http-proxy"])
-    admin_users: list[str] = field(default_factory=list)
+    archive_url: str = setting(
+        "The archive servers talk to (DANDI_API_URL) unless the user signed in through one of "
+        "archives; with authenticator apikey, the archive that checks keys.",
+        PUBLIC_API_URL, schema={"pattern": URL_PATTERN}, required=True)
+    authenticator: str = setting(
+        "apikey: people paste their DANDI API key. dandi-oauth: sign in on the archive (needs "
+        "client_id and its secret per archive). github: GitHub sign-in, then the archive's "
+        "approval (needs github_client_id, its secret and a service_token per archive).",
+        "apikey", schema={"enum": sorted(AUTHENTICATORS)}, required=True)
+    spawner: str = setting(
+        "local: each server a local process (embedded mode); kubernetes: a pod (the chart).",
+        "local", scope=CHART, schema={"enum": sorted(SPAWNERS)})
+    data_dir: str = setting("Folder of the hub's database, secrets and homes (embedded mode).",
+                            ".", scope=CHART)
+    ip: str = setting("Address the proxy listens on.", "127.0.0.1", scope=EMBEDDED)
+    port: int = setting("Port the proxy listens on.", 8000, scope=EMBEDDED)
+    base_url: str = setting("Path prefix of the hub's URLs.", "/", scope=CHART)
+    hub_port: int = setting("Port of the hub's own API, on 127.0.0.1.", 8081, scope=EMBEDDED)
+    proxy_api_port: int = setting("Port of the proxy's REST API, on 127.0.0.1.", 8001,
+                                  scope=EMBEDDED)
+    proxy_command: list[str] = field(
+        default_factory=lambda: ["configurable-http-proxy"],
+        metadata=about("Command starting configurable-http-proxy.", scope=EMBEDDED))
+    admin_users: list[str] = field(default_factory=list,
+                                   metadata=about("Hub admins (archive usernames)."))
     # Archive admins become hub admins only when this is set: a hub admin can act as any
     # user (and so read their DANDI keys). Default: admin_users alone.
-    archive_admins_are_hub_admins: bool = False
-    # Embedded mode (spawner "local"): "none" runs every server as the hub's own account,
-    # so it serves shared_account_users people at most (0: no limit -- each can read the
-    # others' keys); "unix" gives each user a Unix account of their own (root needed).
-    isolation: str = "none"
-    shared_account_users: int = 1
-    # The interpreter of users' servers (embedded mode): "" is the hub's own. With
-    # isolation "unix" every account must be able to run it.
-    user_python: str = ""
-    # Sign-in with "dandi-oauth" or "github": the archives people may come from, each
-    # {name, api_url, web_url?, oauth_url?, client_id, client_secret | client_secret_file,
-    # service_token | service_token_file} (dandihub.archive.Archive: client_* is the hub's OAuth
-    # application on that archive, service_token an approved account's key for GitHub checks).
-    # [] -> one archive, archive_url, named "DANDI".
-    archives: list[dict] = field(default_factory=list)
-    oauth_callback_url: str = ""  # "" -> from each request: {scheme}://{host}{base}hub/oauth_callback
-    github_url: str = "https://github.com"
-    github_api: str = ""  # "" -> GitHub's REST API for github_url
-    github_client_id: str = ""
-    github_client_secret: str = ""
-    github_client_secret_file: str = ""
-    start_timeout: int = 120
-    log_level: str = "INFO"
+    archive_admins_are_hub_admins: bool = setting(
+        "Make the archive's admins hub admins when they sign in (default false: a hub admin "
+        "can act as any user and read their DANDI key; list hub admins in admin_users).",
+        False)
+    isolation: str = setting(
+        "Embedded mode: none runs every server as the hub's own account, so it serves "
+        "shared_account_users people at most; unix gives each user a Unix account of their "
+        "own (root needed).",
+        "none", scope=EMBEDDED, schema={"enum": ["none", "unix"]})
+    shared_account_users: int = setting(
+        "How many people a hub without isolation accepts (0: no limit -- each can read the "
+        "others' keys).", 1, scope=EMBEDDED, schema={"minimum": 0})
+    user_python: str = setting(
+        "The interpreter of users' servers (embedded mode); empty: the hub's own. With "
+        "isolation unix every account must be able to run it.", "", scope=EMBEDDED)
+    # Each entry: dandihub.archive.Archive (client_* is the hub's OAuth application on that
+    # archive, service_token an approved account's key for GitHub checks).
+    archives: list[dict] = field(default_factory=list, metadata=about(
+        "Archives people may sign in with (dandi-oauth, github); empty: archive_url alone, "
+        "named DANDI.", schema={"items": ARCHIVE_SCHEMA}))
+    oauth_callback_url: str = setting(
+        "The OAuth callback URL registered with the provider; empty: derived from each "
+        "request.", "")
+    github_url: str = setting("GitHub (or GitHub Enterprise) for authenticator github.",
+                              "https://github.com", schema={"pattern": URL_PATTERN})
+    github_api: str = setting("GitHub's REST API; empty: the one of github_url.", "")
+    github_client_id: str = setting(
+        "The hub's GitHub OAuth app (secret in dandihub.secrets.github_client_secret).", "")
+    github_client_secret: str = setting(
+        "The GitHub OAuth app's secret (never in the chart's values: dandihub.secrets).", "",
+        scope=EMBEDDED)
+    github_client_secret_file: str = setting(
+        "A file holding github_client_secret (the chart mounts dandihub-secrets).", "",
+        scope=CHART)
+    start_timeout: int = setting("Seconds a server may take to start (image pulls included).",
+                                 120, schema={"minimum": 30})
+    log_level: str = setting("The hub's log level.", "INFO", schema={"enum": LOG_LEVELS})
     # Restarting the hub leaves users' servers (and the proxy) running; the restarted hub
     # finds them in its database. Always so on Kubernetes; embedded mode stops servers with
     # the hub unless this is set (a laptop's Ctrl-C should leave nothing behind).
-    keep_servers_on_restart: bool = False
+    keep_servers_on_restart: bool = setting(
+        "Leave users' servers and the proxy running when the hub restarts (always so on "
+        "Kubernetes).", False, scope=EMBEDDED)
     # Profiles, one list for both spawners (format: dandihub.profiles).
-    profiles: list[dict] = field(default_factory=lambda: copy.deepcopy(DEFAULT_PROFILES))
-    images: list[dict] = field(default_factory=lambda: copy.deepcopy(DEFAULT_IMAGES))
+    profiles: list[dict] = field(
+        default_factory=lambda: copy.deepcopy(DEFAULT_PROFILES),
+        metadata=about("Server sizes users pick from (one list for both spawners; see "
+                       "hub/dandihub/profiles.py).",
+                       schema={"minItems": 1, "items": PROFILE_SCHEMA}, required=True))
+    images: list[dict] = field(
+        default_factory=lambda: copy.deepcopy(DEFAULT_IMAGES),
+        metadata=about("User images the profiles refer to.",
+                       schema={"minItems": 1, "items": IMAGE_SCHEMA}, required=True))
     # Kubernetes pods (spawner "kubernetes"). Home: one PVC per user, or, with home_claim,
     # a folder home_subpath of one ReadWriteMany claim (NFS, EFS, ...).
-    home_claim: str = ""
-    home_subpath: str = "homes/{username}"
-    home_capacity: str = "10Gi"
-    home_storage_class: str = ""
-    shared_data_claim: str = ""  # mounted read-only at shared_data_mount
-    shared_data_mount: str = "/home/jovyan/shared"
+    home_claim: str = setting(
+        "An existing ReadWriteMany claim holding every home under home_subpath; empty: one "
+        "PVC per user.", "")
+    home_subpath: str = setting(
+        "Each user's folder inside home_claim; {username} is replaced.", "homes/{username}",
+        schema={"pattern": "\\{username\\}"})
+    home_capacity: str = setting(
+        "Size of each user's PVC (without home_claim).", "10Gi",
+        schema={"pattern": "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"})
+    home_storage_class: str = setting(
+        "StorageClass of the users' PVCs; empty: the cluster's default.", "")
+    shared_data_claim: str = setting(
+        "An existing claim mounted read-only at shared_data_mount (the chart's sharedData).",
+        "", scope=CHART)
+    shared_data_mount: str = setting(
+        "Where the shared data appears, read-only, in every server.", "/home/jovyan/shared",
+        schema={"pattern": "^/"})
     # Dask Gateway for users' servers ("" = none).
-    dask_gateway_address: str = ""
-    dask_gateway_proxy_address: str = ""
-    dask_gateway_public_address: str = ""
+    dask_gateway_address: str = setting("Dask Gateway's address for users' servers; empty: none.",
+                                        "", scope=CHART)
+    dask_gateway_proxy_address: str = setting("Dask Gateway's scheduler proxy address.", "",
+                                              scope=CHART)
+    dask_gateway_public_address: str = setting("Dask Gateway's address for browsers (dashboards).",
+                                               "", scope=CHART)
     # Culling: jupyterhub-idle-culler stops servers idle for cull_timeout seconds; running
     # work (busy kernels, working processes) counts as activity, checked every activity_interval.
-    cull_enabled: bool = True
-    cull_timeout: int = 3600
-    cull_every: int = 300
-    cull_max_age: int = 0  # 0: no maximum age
-    activity_interval: int = 120
+    cull_enabled: bool = setting(
+        "Stop servers idle for cull_timeout (running work counts as activity).", True)
+    cull_timeout: int = setting("Seconds without activity before a server is stopped.", 3600,
+                                schema={"minimum": 60})
+    cull_every: int = setting("Seconds between the culler's checks.", 300,
+                              schema={"minimum": 10})
+    cull_max_age: int = setting(
+        "Stop servers older than this many seconds even if active; 0: never.", 0,
+        schema={"minimum": 0})
+    activity_interval: int = setting(
+        "Seconds between a server's reports of running work; at most half of cull_timeout.",
+        120, schema={"minimum": 10})
     # Usage report: the admin page /services/usage/ and `dandihub usage`.
-    usage_service: bool = True
-    usage_port: int = 0  # 0: a free port when the hub starts
-    usage_url: str = ""  # how the proxy reaches it; "" -> http://127.0.0.1:usage_port
-    homes_root: str = ""  # folder holding one home per user; "" -> DATA_DIR/homes (embedded)
-    retention_warn_days: int = 30
-    retention_reset_days: int = 45
-    cache_dirs: list[str] = field(default_factory=lambda: [".cache", "nwb-cache"])
+    usage_service: bool = setting(
+        "The admin page /services/usage/ (users, activity, retention status).", True)
+    usage_port: int = setting("Port of the usage service; 0: a free port when the hub starts.",
+                              0, scope=CHART)
+    usage_url: str = setting(
+        "How the proxy reaches the usage service; empty: http://127.0.0.1:usage_port.", "",
+        scope=CHART)
+    homes_root: str = setting(
+        "Folder holding one home per user; empty: DATA_DIR/homes (embedded).", "", scope=CHART)
+    retention_warn_days: int = setting(
+        "Days without activity after which a home is flagged for a warning.", 30,
+        schema={"minimum": 1})
+    retention_reset_days: int = setting(
+        "Days without activity after which a home may be reset (retentionReport.delete).", 45,
+        schema={"minimum": 2})
+    cache_dirs: list[str] = field(
+        default_factory=lambda: [".cache", "nwb-cache"],
+        metadata=about("Cache folders inside a home, reported separately."))
 
     @classmethod
     def from_dict(cls, data: dict) -> Settings:
@@ -207,6 +298,38 @@ class Settings:
 
     def archive_entries(self) -> list[dict]:
         return self.archives or [{"name": "DANDI", "api_url": self.archive_url}]
+
+
+_JSON_TYPES = {"str": "string", "int": "integer", "bool": "boolean", "list[str]": "array",
+               "list[dict]": "array"}
+
+
+def setting_schema(f) -> dict:
+    """The JSON schema of one Settings field, from its annotation and metadata."""
+    extra = f.metadata["schema"]
+    schema = {} if "enum" in extra else {"type": _JSON_TYPES[f.type]}
+    if f.type == "list[str]":
+        schema["items"] = {"type": "string"}
+    return {**schema, **extra, "description": f.metadata["description"]}
+
+
+def values_schema(current: dict) -> dict:
+    """The chart's values.schema.json ``current`` with its ``dandihub`` section's Settings keys
+    generated from `Settings`; the chart's own keys (camelCase) and rules stay as they are."""
+    schema = copy.deepcopy(current)
+    section = schema["properties"]["dandihub"]
+    names = {f.name for f in fields(Settings)}
+    deployer = [f for f in fields(Settings) if f.metadata["scope"] == VALUES]
+    chart_own = {k: v for k, v in section["properties"].items() if k not in names}
+    section["properties"] = {f.name: setting_schema(f) for f in deployer} | chart_own
+    section["required"] = [f.name for f in deployer if f.metadata["required"]] + [
+        k for k in section.get("required", []) if k not in names]
+    return schema
+
+
+def schema_text(path: str | Path) -> str:
+    """What `python -m dandihub.config schema PATH` writes to the schema file at PATH."""
+    return json.dumps(values_schema(json.loads(Path(path).read_text())), indent=2) + "\n"
 
 
 def build_config(settings: Settings) -> Config:
@@ -397,3 +520,20 @@ def _free_port() -> int:
 def load_config(path: str | Path) -> Config:
     """The configuration for the settings file at ``path`` (JSON or YAML)."""
     return build_config(Settings.from_file(path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dandihub.config schema PATH``: regenerate the chart's values.schema.json."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m dandihub.config")
+    commands = parser.add_subparsers(dest="command", required=True)
+    schema = commands.add_parser("schema", help="rewrite the Settings part of values.schema.json")
+    schema.add_argument("path", help="helm/dandihub/values.schema.json")
+    args = parser.parse_args(argv)
+    Path(args.path).write_text(schema_text(args.path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

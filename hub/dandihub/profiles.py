@@ -70,6 +70,68 @@ DEFAULT_PROFILES = [
 ]
 
 
+# The size grammar of `parse_bytes` (_BYTES) as a case-sensitive JSON-schema pattern.
+_BYTES_PATTERN = r"^\s*[0-9]*\.?[0-9]+\s*([KMGTkmgt]i?)?[Bb]?\s*$"
+
+
+def _size(description: str) -> dict:
+    return {"type": ["string", "number"], "pattern": _BYTES_PATTERN, "description": description}
+
+
+# An image and a profile as the chart's values.schema.json describes them (dandihub.config
+# writes them there); `load_profiles` checks the same and says why in its own words.
+IMAGE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["slug", "display_name", "image"],
+    "description": "A user image a profile can run.",
+    "properties": {
+        "slug": {"type": "string", "description": "Identifier the profiles refer to.",
+                 "pattern": _SLUG.pattern},
+        "display_name": {"type": "string", "description": "Name on the spawn page."},
+        "image": {"type": "string",
+                  "description": "Image reference with a pinned tag (or digest), never :latest.",
+                  "pattern": r"^[^\s]+(:[^\s:/]+|@sha256:[0-9a-f]{64})$",
+                  "not": {"pattern": ":latest$"}},
+        "gpu": {"type": "boolean", "description": "The image has CUDA; offered by profiles with gpus."},
+    },
+}
+PROFILE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["slug", "display_name", "cpu_guarantee", "cpu_limit", "mem_guarantee",
+                 "mem_limit"],
+    "description": "A server size (dandihub.profiles.Profile): what is guaranteed, the ceiling, "
+    "who may pick it.",
+    "properties": {
+        "slug": {"type": "string", "description": "Identifier: lowercase letters, digits and dashes.",
+                 "pattern": _SLUG.pattern},
+        "display_name": {"type": "string", "description": "Name on the spawn page."},
+        "description": {"type": "string", "description": "One line on the spawn page."},
+        "default": {"type": "boolean", "description": "Preselected (at most one profile)."},
+        "cpu_guarantee": {"type": "number", "minimum": 0,
+                          "description": "CPUs reserved for the server (the pod's request)."},
+        "cpu_limit": {"type": "number", "exclusiveMinimum": 0,
+                      "description": "CPUs the server may use at most."},
+        "mem_guarantee": _size("Memory reserved, like 512M, 2G or 1.5Gi (binary units)."),
+        "mem_limit": _size("Memory ceiling; the server is restarted above it."),
+        "shm_size": _size("Size of the memory-backed /dev/shm (default: half of mem_limit)."),
+        "gpus": {"type": "integer", "minimum": 0,
+                 "description": "NVIDIA GPUs (nvidia.com/gpu) per server."},
+        "images": {"type": "array", "items": {"type": "string"},
+                   "description": "Slugs of the images the user may pick for this profile "
+                   "(default: every image whose gpu matches)."},
+        "groups": {"type": "array", "items": {"type": "string"},
+                   "description": "Only members of these hub groups (and admins) see and start "
+                   "this profile."},
+        "node_selector": {"type": "object", "additionalProperties": {"type": "string"},
+                          "description": "Node labels the pod must run on."},
+        "tolerations": {"type": "array", "items": {"type": "object"},
+                        "description": "Added to the user pods' tolerations (e.g. for GPU nodes)."},
+    },
+}
+
+
 class ProfileError(ValueError):
     """The profiles in the settings cannot be offered as written."""
 
