@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import kubernetes_validate
 import pytest
 import yaml
+from dandihub.authstate import DandiAuthState, DandiUser
 from dandihub.config import Settings, build_config
 from dandihub.profiles import DEFAULT_PROFILES, GPU_RESOURCE, load_profiles
 from dandihub.spawner import PodSpawner
@@ -68,6 +69,49 @@ def validate(manifest: dict) -> None:
 
 def env_of(container: dict) -> dict[str, dict]:
     return {e["name"]: e for e in container.get("env", [])}
+
+
+# "dandi_user" as each authenticator wrote it before dandihub.authstate (hubs keep them in
+# their database), then as they all write it now.
+DANDI_USERS = {
+    "apikey": ({"username": "ann-neuro", "name": "Ann Neuro"}, "Ann Neuro", None),
+    "dandi-oauth": ({"username": "ann-neuro", "name": "", "status": "APPROVED", "admin": False},
+                    "ann-neuro", None),
+    "github": ({"username": "ann-neuro", "name": "Ann Neuro", "email": None}, "Ann Neuro", None),
+    "typed": (DandiUser("ann-neuro", "Ann Neuro", email="ann@example.org").to_dict(),
+              "Ann Neuro", "ann@example.org"),
+}
+
+
+@pytest.mark.parametrize("shape", DANDI_USERS)
+async def test_every_shape_of_auth_state_gives_the_server_its_identity(shape):
+    dandi_user, name, email = DANDI_USERS[shape]
+    state = {"dandi_api_key": KEY, "dandi_api_url": ARCHIVE, "dandi_user": dandi_user,
+             "access_token": "oauthenticator's own"}
+    config = build_config(Settings(spawner="kubernetes"))
+    # a hub name other than the archive username (GitHub logins): the archive's name wins
+    spawner = PodSpawner(config=config, user=User("ann-gh", auth_state=state), _mock=True)
+    await spawner.run_pre_spawn_hook()
+    env = spawner.environment
+    assert (env["DANDI_API_URL"], env["DANDI_API_KEY"]) == (ARCHIVE, KEY)
+    assert env["GIT_AUTHOR_NAME"] == env["GIT_COMMITTER_NAME"] == name
+    assert env.get("GIT_AUTHOR_EMAIL") == env.get("GIT_COMMITTER_EMAIL") == email
+
+
+def test_auth_state_round_trips_and_keeps_oauthenticator_s_keys():
+    typed = DandiAuthState(api_url=ARCHIVE, archive="DANDI", api_key=KEY,
+                           user=DandiUser("ann-neuro", "Ann Neuro", "ann@example.org",
+                                          "APPROVED", True))
+    stored = typed.update({"access_token": "t", "token_response": {}})
+    assert stored == {"access_token": "t", "token_response": {}, "dandi_api_key": KEY,
+                      "dandi_api_url": ARCHIVE, "dandi_archive": "DANDI",
+                      "dandi_user": {"username": "ann-neuro", "name": "Ann Neuro",
+                                     "email": "ann@example.org", "status": "APPROVED",
+                                     "admin": True}}
+    assert DandiAuthState.from_dict(stored) == typed
+    # no key (GitHub sign-in): none written, none read
+    assert "dandi_api_key" not in DandiAuthState(api_url=ARCHIVE).to_dict()
+    assert DandiAuthState.from_dict(None) == DandiAuthState()
 
 
 @pytest.mark.parametrize("slug", PROFILE_SLUGS)

@@ -14,7 +14,7 @@ allow. No key, token, code or state is ever logged.
 
 Both OAuth authenticators accept several archives (`archives`): DANDI, its staging, EMBER-
 style instances. A user allowed by any of them gets in, and their server's DANDI_API_URL
-points at that archive (auth_state `AUTH_STATE_ARCHIVE`).
+points at that archive (the auth_state of `dandihub.authstate`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from oauthenticator.oauth2 import (
     _serialize_state,
 )
 from tornado.httpclient import HTTPClientError
+from tornado.log import app_log, gen_log
 from tornado.web import HTTPError
 from traitlets import Bool, Dict, List, Unicode, default
 
@@ -49,10 +50,13 @@ from .archive import (
     parse_archives,
     web_url,
 )
+from .authstate import (
+    AUTH_STATE_ARCHIVE_NAME,
+    AUTH_STATE_USER,
+    DandiAuthState,
+    DandiUser,
+)
 
-AUTH_STATE_KEY = "dandi_api_key"
-AUTH_STATE_ARCHIVE = "dandi_api_url"
-AUTH_STATE_ARCHIVE_NAME = "dandi_archive"
 # Which archive issued an access token: kept in the token response (auth_state's
 # token_response), the one thing OAuthenticator hands from the token exchange onwards.
 TOKEN_ARCHIVE = "dandihub_archive"
@@ -116,11 +120,18 @@ class SignInCallbackHandler(OAuthCallbackHandler):
     """OAuthenticator's callback, with no code or state in the log and a state check whose
     refusal says what to do."""
 
-    def _request_summary(self):
-        # tornado logs refused requests with their URL: keep the query (code, state) out.
-        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+    def log_exception(self, typ, value, tb):
+        # tornado's own logs the request's URL (and repr), query included: code and state.
+        summary = f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+        if isinstance(value, HTTPError):
+            if value.get_message():
+                gen_log.warning("%d %s: %s", value.status_code, summary, value.get_message())
+        else:
+            app_log.error("Uncaught exception %s", summary, exc_info=(typ, value, tb))
 
     def check_state(self):
+        # Not super().check_state(): it logs both state ids on a mismatch. oauthenticator
+        # 17.4 has no public (de)serializer of its state, hence _deserialize_state.
         def state_id(serialized: str) -> str | None:
             return _deserialize_state(serialized).get("state_id") if serialized else None
 
@@ -146,9 +157,11 @@ class ArchiveLoginHandler(OAuthLoginHandler):
         return self._archive
 
     @property
-    def _OAUTH_AUTHORIZE_URL(self):
+    def _OAUTH_AUTHORIZE_URL(self):  # (tornado's OAuth2Mixin API, underscore and all)
         return self.archive.authorize_url
 
+    # OAuthLoginHandler.get builds the state inline with no hook for a field of ours, and
+    # oauthenticator 17.4's (de)serializers are module-private: hence _(de)serialize_state.
     def set_state_cookie(self, state_cookie_value):
         state = _deserialize_state(state_cookie_value)
         state[STATE_ARCHIVE] = self.archive.name
@@ -268,11 +281,10 @@ class APIKeyAuthenticator(Authenticator):
             "name": user.username,
             # None leaves the hub's own admin flag (admin_users) as it is
             "admin": True if (user.admin and self.archive_admins_are_hub_admins) else None,
-            "auth_state": {
-                AUTH_STATE_KEY: key,
-                AUTH_STATE_ARCHIVE: self.archive_url,
-                "dandi_user": {"username": user.username, "name": user.name},
-            },
+            "auth_state": DandiAuthState(
+                api_url=self.archive_url, api_key=key,
+                user=DandiUser(user.username, user.name, status=user.status, admin=user.admin),
+            ).to_dict(),
         }
 
 
@@ -318,14 +330,14 @@ class DandiOAuthenticator(ArchivesMixin, OAuthenticator):
     ``users/me/`` with the access token says who they are and their status; only APPROVED
     accounts get in (plus admins, allowed users, allowed groups). Their API key, from
     ``auth/token/`` with the same token, is kept in the encrypted auth_state under
-    `AUTH_STATE_KEY`, so `dandihub.spawner.pre_spawn_hook` gives it to their server.
+    `dandihub.authstate`, so `dandihub.spawner.pre_spawn_hook` gives it to their server.
 
     With several `archives` the login page shows one button per archive; the server then
     points at the archive the person chose. (``allow_all`` would let in every account the
     archive knows, approved or not.)
     """
 
-    user_auth_state_key = "dandi_user"
+    user_auth_state_key = AUTH_STATE_USER  # token_to_user's DandiUser, stored by OAuthenticator
     login_handler = ArchiveLoginHandler
     callback_handler = SignInCallbackHandler
 
@@ -390,16 +402,24 @@ class DandiOAuthenticator(ArchivesMixin, OAuthenticator):
         cookie = handler.get_state_cookie() if handler is not None else ""
         return self.archive_named(_deserialize_state(cookie).get(STATE_ARCHIVE) if cookie else None)
 
+    def build_access_tokens_request_params(self, handler, data=None):
+        """OAuthenticator's code-exchange parameters, with the chosen archive's client."""
+        params = super().build_access_tokens_request_params(handler, data)
+        if not self.basic_auth:
+            archive = self.chosen_archive(handler)
+            params.update(client_id=archive.client_id, client_secret=archive.client_secret)
+        return params
+
     async def get_token_info(self, handler, params):
         """OAuthenticator's code exchange, at the chosen archive's token URL with its client;
         a refused code is a 403 page, an archive that does not answer a 503 page."""
+        # Overridden, not extended: oauthenticator 17.4 posts to self.token_url with
+        # self.client_id's basic auth, with no per-request token URL or client.
         archive = self.chosen_archive(handler)
         headers = self.build_token_info_request_headers()
         if self.basic_auth:
             pair = f"{archive.client_id}:{archive.client_secret}".encode()
             headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
-        else:
-            params.update(client_id=archive.client_id, client_secret=archive.client_secret)
         try:
             token_info = await self.httpfetch(
                 archive.token_url, "exchanging the sign-in code", method="POST",
@@ -438,22 +458,20 @@ class DandiOAuthenticator(ArchivesMixin, OAuthenticator):
         except ArchiveError as e:
             self.log.error("Sign-in impossible: %s", e)
             raise archive_unavailable([archive]) from None
-        return {"username": user.username, "name": user.name, "status": user.status,
-                "admin": user.admin}
+        return DandiUser(user.username, user.name, status=user.status, admin=user.admin).to_dict()
 
     async def update_auth_model(self, auth_model):
         """Record the archive and, for an approved account, fetch its API key."""
         auth_state = auth_model["auth_state"]
         archive = self.archive_named(auth_state["token_response"].get(TOKEN_ARCHIVE))
         user = ArchiveUser.from_json(auth_state[self.user_auth_state_key])
-        auth_state[AUTH_STATE_ARCHIVE] = archive.api_url
-        auth_state[AUTH_STATE_ARCHIVE_NAME] = archive.name
+        DandiAuthState(api_url=archive.api_url, archive=archive.name).update(auth_state)
         if user.admin and self.archive_admins_are_hub_admins:
             auth_model["admin"] = True
         if user.approved:
             try:
-                auth_state[AUTH_STATE_KEY] = await archive.client().api_key(
-                    auth_state["access_token"])
+                key = await archive.client().api_key(auth_state["access_token"])
+                DandiAuthState(api_key=key).update(auth_state)
             except ArchiveUnavailable as e:
                 self.log.error("Sign-in impossible: %s", e)
                 raise archive_unavailable([archive]) from None
@@ -484,11 +502,11 @@ async def refresh_with_api_key(authenticator, user, auth_state):
     accepts, or an account no longer approved, means signing in again; an archive that does
     not answer changes nothing.
     """
-    key = (auth_state or {}).get(AUTH_STATE_KEY)
-    if not key:
+    state = DandiAuthState.from_dict(auth_state)
+    if not state.api_key:
         return True  # nothing to check (admins without an approved account)
     try:
-        account = await ArchiveClient(auth_state[AUTH_STATE_ARCHIVE]).me(key)
+        account = await ArchiveClient(state.api_url).me(state.api_key)
     except InvalidToken:
         return False
     except ArchiveError:
@@ -570,13 +588,12 @@ class DandiGitHubOAuthenticator(ArchivesMixin, GitHubOAuthenticator):
                 continue
             if user.approved:
                 registration["archive"] = archive.name
-                auth_state[AUTH_STATE_ARCHIVE] = archive.api_url
-                auth_state[AUTH_STATE_ARCHIVE_NAME] = archive.name
-                auth_state["dandi_user"] = {
-                    "username": user.username,
-                    "name": github_user.get("name") or user.name,
-                    "email": github_user.get("email"),
-                }
+                DandiAuthState(
+                    api_url=archive.api_url, archive=archive.name,
+                    user=DandiUser(user.username, github_user.get("name") or user.name,
+                                   email=github_user.get("email") or "", status=user.status,
+                                   admin=user.admin),
+                ).update(auth_state)
                 break
             registration["statuses"][archive.name] = user.status
         auth_state["dandi_registration"] = registration

@@ -42,20 +42,19 @@ from traitlets import Bool, Dict, List, Unicode, default
 
 from . import isolation
 from . import profiles as _profiles
-from .auth import AUTH_STATE_ARCHIVE, AUTH_STATE_KEY
+from .authstate import DandiAuthState
 
 KEY_ENV = "DANDI_API_KEY"
 
 
 async def pre_spawn_hook(spawner) -> None:
     """Put the user's archive, API key and git identity into the server's environment."""
-    auth_state = await spawner.user.get_auth_state() or {}
-    archive_url = auth_state.get(AUTH_STATE_ARCHIVE) or spawner.environment.get("DANDI_API_URL")
+    state = DandiAuthState.from_dict(await spawner.user.get_auth_state())
+    archive_url = state.api_url or spawner.environment.get("DANDI_API_URL")
     if archive_url:
         spawner.environment["DANDI_API_URL"] = archive_url
-    key = auth_state.get(AUTH_STATE_KEY)
-    if key:
-        spawner.environment[KEY_ENV] = key
+    if state.api_key:
+        spawner.environment[KEY_ENV] = state.api_key
     else:
         spawner.log.warning(
             "No DANDI API key in the auth state of %s (GitHub sign-in, or an account "
@@ -63,11 +62,11 @@ async def pre_spawn_hook(spawner) -> None:
             "and the user can set DANDI_API_KEY themselves for embargoed data",
             spawner.user.name,
         )
-    dandi_user = auth_state.get("dandi_user") or {}
-    name = dandi_user.get("name") or dandi_user.get("username") or spawner.user.name
+    name = state.user.display_name if state.user else ""
+    name = name or spawner.user.name
     spawner.environment["GIT_AUTHOR_NAME"] = spawner.environment["GIT_COMMITTER_NAME"] = name
-    if dandi_user.get("email"):
-        email = dandi_user["email"]
+    if state.user and state.user.email:
+        email = state.user.email
         spawner.environment["GIT_AUTHOR_EMAIL"] = spawner.environment["GIT_COMMITTER_EMAIL"] = email
 
 
