@@ -300,3 +300,26 @@ async def test_shared_nfs_home_shared_data_and_dask_gateway():
     assert env["DASK_GATEWAY__PROXY_ADDRESS"] == "gateway://traefik-dask-gateway:80"
     assert env["DASK_GATEWAY__PUBLIC_ADDRESS"] == "https://hub.example.org/services/dask-gateway/"
     assert env["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
+
+
+async def test_the_deployer_s_volumes_stay_and_ours_are_added_once_per_pod():
+    """Zero to JupyterHub's volumes and init containers (list or dict form, {username}
+    expanded by KubeSpawner) come first, ours after; rendering twice adds nothing twice."""
+    config = build_config(Settings(spawner="kubernetes", archive_url=ARCHIVE, home_claim="h"))
+    config.KubeSpawner.volumes = {"a": {"name": "extra", "emptyDir": {}}}
+    config.KubeSpawner.volume_mounts = [{"name": "extra", "mountPath": "/x/{username}"}]
+    config.KubeSpawner.init_containers = [{"name": "first", "image": "busybox:1.37"}]
+    spawner = PodSpawner(config=config, user=User(), _mock=True)
+    spawner.user_options = {"profile": "tiny"}
+    await spawner.load_user_options()
+    async with ApiClient() as api:
+        pods = [api.sanitize_for_serialization(await spawner.get_pod_manifest())
+                for _ in range(2)]
+    assert pods[0] == pods[1]
+    spec = pods[0]["spec"]
+    assert [v["name"] for v in spec["volumes"]] == ["extra", "dev-shm", "home"]
+    assert [m["mountPath"] for m in spec["containers"][0]["volumeMounts"]] == [
+        "/x/ann-neuro", "/dev/shm", "/home/jovyan"]
+    assert [c["name"] for c in spec["initContainers"]] == ["home-folder", "first"]
+    assert spawner.volumes == {"a": {"name": "extra", "emptyDir": {}}}
+    validate(pods[0])

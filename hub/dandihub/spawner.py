@@ -27,16 +27,9 @@ from pathlib import Path
 from jupyterhub.spawner import SimpleLocalProcessSpawner, set_user_setuid
 from jupyterhub.traitlets import ByteSpecification
 from jupyterhub.utils import exponential_backoff
-from kubernetes_asyncio.client.models import (
-    V1Container,
-    V1ObjectMeta,
-    V1Secret,
-    V1Volume,
-    V1VolumeMount,
-)
+from kubernetes_asyncio.client.models import V1ObjectMeta, V1Secret
 from kubespawner import KubeSpawner
 from kubespawner.objects import make_owner_reference
-from kubespawner.utils import get_k8s_model
 from tornado import web
 from traitlets import Bool, Dict, List, Unicode, default
 
@@ -45,6 +38,7 @@ from . import profiles as _profiles
 from .authstate import DandiAuthState
 
 KEY_ENV = "DANDI_API_KEY"
+HOME_INIT = "home-folder"  # the init container making the home's folder on home_claim
 
 
 async def pre_spawn_hook(spawner) -> None:
@@ -551,6 +545,7 @@ class PodSpawner(KubeSpawner):
 
     def get_env_secret_manifest(self, owner_reference) -> V1Secret:
         """The Secret holding this pod's credentials, owned by (deleted with) the pod."""
+        # KubeSpawner 7.1 labels its own objects with no public builder for others' labels.
         labels = self._build_common_labels(self._expand_all(self.extra_labels))
         return V1Secret(
             api_version="v1",
@@ -570,6 +565,8 @@ class PodSpawner(KubeSpawner):
         owner = make_owner_reference(self.pod_name, pod["metadata"]["uid"])
         manifest = self.get_env_secret_manifest(owner)
         name = manifest.metadata.name
+        # KubeSpawner 7.1 creates only its own kinds publicly; these private helpers are its
+        # replace-then-create with retries, which its ssl Secret uses too.
         await exponential_backoff(
             partial(self._ensure_not_exists, "secret", name), f"Failed to delete secret {name}"
         )
@@ -578,51 +575,58 @@ class PodSpawner(KubeSpawner):
             f"Failed to create secret {name}",
         )
 
-    async def get_pod_manifest(self):
-        pod = await super().get_pod_manifest()
-        container = pod.spec.containers[0]
-        volumes = list(pod.spec.volumes or [])
-        mounts = list(container.volume_mounts or [])
-
+    def dandi_volumes(self) -> tuple[list[dict], list[dict], list[dict]]:
+        """Our volumes, their mounts and init containers, in KubeSpawner's form for its
+        ``volumes``/``volume_mounts``/``init_containers`` (which expand ``{username}``)."""
         shm = self.shm_size or (self.mem_limit // 2 if self.mem_limit else None)
-        empty_dir = {"medium": "Memory", **({"sizeLimit": str(shm)} if shm else {})}
-        volumes.append(get_k8s_model(V1Volume, {"name": "dev-shm", "emptyDir": empty_dir}))
+        volumes = [{"name": "dev-shm",
+                    "emptyDir": {"medium": "Memory", **({"sizeLimit": str(shm)} if shm else {})}}]
         # A mount point in the pod, not a temporary file of ours (bandit B108).
-        mounts.append(V1VolumeMount(name="dev-shm", mount_path="/dev/shm"))  # nosec B108
-
+        mounts = [{"name": "dev-shm", "mountPath": "/dev/shm"}]  # nosec B108
+        inits = []
         if self.home_claim:
-            subpath = self._expand_user_properties(self.home_subpath)
-            volumes.append(get_k8s_model(V1Volume, {
-                "name": "home", "persistentVolumeClaim": {"claimName": self.home_claim},
-            }))
-            mounts.append(V1VolumeMount(name="home", mount_path=self.home_mount_path, sub_path=subpath))
-            # The kubelet would create a missing subPath as root; the user creates it instead.
-            init = V1Container(
-                name="home-folder",
-                image=self.image,
-                image_pull_policy=self.image_pull_policy,
-                command=["mkdir", "-p", f"/mnt/home-volume/{subpath}"],
-                security_context=container.security_context,
-                volume_mounts=[V1VolumeMount(name="home", mount_path="/mnt/home-volume")],
-                resources={"requests": {"cpu": "10m", "memory": "16Mi"},
-                           "limits": {"cpu": "100m", "memory": "64Mi"}},
-            )
-            pod.spec.init_containers = [init, *(pod.spec.init_containers or [])]
+            volumes.append({"name": "home",
+                            "persistentVolumeClaim": {"claimName": self.home_claim}})
+            mounts.append({"name": "home", "mountPath": self.home_mount_path,
+                           "subPath": self.home_subpath})
+            # The kubelet would create a missing subPath as root; the user creates it instead
+            # (securityContext: the server container's, set once the pod is made).
+            inits.append({
+                "name": HOME_INIT,
+                "image": self.image,
+                "imagePullPolicy": self.image_pull_policy,
+                "command": ["mkdir", "-p", f"/mnt/home-volume/{self.home_subpath}"],
+                "volumeMounts": [{"name": "home", "mountPath": "/mnt/home-volume"}],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                              "limits": {"cpu": "100m", "memory": "64Mi"}},
+            })
         elif self.storage_pvc_ensure:
-            volumes.append(get_k8s_model(V1Volume, {
-                "name": "home", "persistentVolumeClaim": {"claimName": self.pvc_name},
-            }))
-            mounts.append(V1VolumeMount(name="home", mount_path=self.home_mount_path))
-
+            volumes.append({"name": "home", "persistentVolumeClaim": {"claimName": self.pvc_name}})
+            mounts.append({"name": "home", "mountPath": self.home_mount_path})
         if self.shared_data_claim:
-            volumes.append(get_k8s_model(V1Volume, {
-                "name": "shared-data",
-                "persistentVolumeClaim": {"claimName": self.shared_data_claim, "readOnly": True},
-            }))
-            mounts.append(V1VolumeMount(
-                name="shared-data", mount_path=self.shared_data_mount, read_only=True
-            ))
+            volumes.append({"name": "shared-data", "persistentVolumeClaim": {
+                "claimName": self.shared_data_claim, "readOnly": True}})
+            mounts.append({"name": "shared-data", "mountPath": self.shared_data_mount,
+                           "readOnly": True})
+        return volumes, mounts, inits
 
-        pod.spec.volumes = volumes
-        container.volume_mounts = mounts
+    async def get_pod_manifest(self):
+        configured = self.volumes, self.volume_mounts, self.init_containers
+        volumes, mounts, inits = self.dandi_volumes()
+        # Added for this pod only: the deployer's (Zero to JupyterHub's) lists stay as set.
+        self.volumes = [*_in_order(configured[0]), *volumes]
+        self.volume_mounts = [*_in_order(configured[1]), *mounts]
+        self.init_containers = [*inits, *_in_order(configured[2])]
+        try:
+            pod = await super().get_pod_manifest()
+        finally:
+            self.volumes, self.volume_mounts, self.init_containers = configured
+        for init in pod.spec.init_containers or []:
+            if init.name == HOME_INIT:
+                init.security_context = pod.spec.containers[0].security_context
         return pod
+
+
+def _in_order(value: list | dict) -> list:
+    """A KubeSpawner list-or-dict traitlet as the list it means (a dict: values by key)."""
+    return [value[k] for k in sorted(value)] if isinstance(value, dict) else list(value)
