@@ -5,6 +5,10 @@ load it with::
 
     from dandihub.config import load_config
     c.merge(load_config("/path/to/settings.json"))   # in jupyterhub_config.py
+
+Each field of `Settings` carries its description, where it is set and its JSON schema;
+``make schema`` (``python -m dandihub.config schema helm/dandihub/values.schema.json``)
+writes the chart's schema from them.
 """
 
 from __future__ import annotations
