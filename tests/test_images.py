@@ -158,6 +158,9 @@ print("imported", len(modules), "modules with Python", sys.version.split()[0])
 """
 
 
+PIP = "26.3"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 @pytest.mark.skipif(os.environ.get("DANDIHUB_TEST_IMAGES") != "1",
@@ -170,6 +173,10 @@ def test_the_locked_environment_installs_and_works(tmp_path):
     if not (venv / ".installed").exists():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+        # the pip a venv comes with (23.2) takes dandischema's pydantic[email] for an unpinned
+        # requirement in --require-hashes mode; the image's pip is newer
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet",
+                        "--disable-pip-version-check", f"pip=={PIP}"], check=True, timeout=300)
         install = subprocess.run(
             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
              "--require-hashes", "-r", str(LOCK)],

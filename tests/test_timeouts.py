@@ -13,7 +13,6 @@ import threading
 import time
 
 import pytest
-
 from dandihub.localarchive.netproxy import NetProxy
 
 from .localarchive_fixtures import SYNTHETIC, SYNTHETIC_ASSETS
