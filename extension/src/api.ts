@@ -205,6 +205,11 @@ export function downloadUrl(baseUrl: string, id: string, discard = false): strin
   return apiUrl(baseUrl, ['downloads', id], { discard: discard ? 1 : undefined });
 }
 
+/** Said when the browser got no answer at all from the Jupyter server. */
+export const SERVER_UNREACHABLE =
+  'Your Jupyter server did not answer: it may have stopped, or the network to it dropped. ' +
+  'Check that it is running (File > Hub Control Panel; start it again if it is stopped), then press Retry.';
+
 /** The user-facing message for a failed response. */
 export function errorMessage(
   status: number,
@@ -251,11 +256,9 @@ export async function requestJSON<T>(
   try {
     response = await fetch(url, init);
   } catch (reason) {
-    throw new DandiApiError(
-      `Could not reach the Jupyter server: ${String(reason)}`,
-      0,
-      'server-unreachable'
-    );
+    // The browser's own words ("TypeError: Failed to fetch") tell a user nothing: say what.
+    console.warn('dandilab: request failed', url, reason);
+    throw new DandiApiError(SERVER_UNREACHABLE, 0, 'server-unreachable');
   }
   const text = await response.text();
   let body: unknown = undefined;

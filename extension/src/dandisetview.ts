@@ -111,6 +111,10 @@ export interface IDandisetViewOptions {
   onAction: (action: AssetAction, asset: IAssetContext) => void;
   /** The selected asset changed (null: none). */
   onSelect: (asset: IAssetContext | null) => void;
+  /** A folder's first page was shown: the place (Dandiset, version, folder) changed. */
+  onPlace?: () => void;
+  /** The icon of a tree row (the plugin passes JupyterLab's; default: a styled span). */
+  entryIcon?: (entry: ITreeEntry) => HTMLElement;
 }
 
 export class DandisetView {
@@ -321,6 +325,9 @@ export class DandisetView {
       this._folder = page > 1 && this._folder ? appendFolderPage(this._folder, next) : next;
       this._folderError.clear();
       this._renderFolder(page > 1 ? this._folder.entries.length - next.entries.length : 0);
+      if (page === 1) {
+        this._options.onPlace?.();
+      }
     } catch (reason) {
       if (!this._folderTicket.isCurrent(ticket)) {
         return;
@@ -505,11 +512,18 @@ export class DandisetView {
     li.setAttribute('aria-label', label);
     li.title = entry.path;
     li.append(
-      element('span', `jp-DandiPanel-entryIcon ${entry.folder ? 'jp-mod-folder' : `jp-mod-${entry.kind}`}`),
+      this._entryIcon(entry),
       element('span', 'jp-DandiPanel-entryName', entry.folder ? `${entry.name}/` : entry.name),
       element('span', 'jp-DandiPanel-entryMeta', meta.filter(Boolean).join(' · '))
     );
     return li;
+  }
+
+  private _entryIcon(entry: ITreeEntry): HTMLElement {
+    const icon = this._options.entryIcon?.(entry) ?? element('span', 'jp-DandiPanel-entryIcon');
+    icon.classList.add('jp-DandiPanel-entryIcon', entry.folder ? 'jp-mod-folder' : `jp-mod-${entry.kind}`);
+    icon.setAttribute('aria-hidden', 'true');
+    return icon;
   }
 
   private _entryOf(target: EventTarget | null): [HTMLElement, ITreeEntry] | null {

@@ -40,9 +40,13 @@ export class DownloadsView {
     this.node.hidden = true;
     this._error = new ErrorBox('jp-DandiPanel-downloadError');
     this._list = element('ul', 'jp-DandiPanel-downloadList');
+    this._notice = element('div', 'jp-DandiPanel-downloadNotice');
+    this._notice.setAttribute('role', 'status');
+    this._notice.hidden = true;
     this.node.append(
       element('h4', 'jp-DandiPanel-sectionTitle', 'Downloads to your home directory'),
       this._error.node,
+      this._notice,
       this._list
     );
   }
@@ -92,6 +96,7 @@ export class DownloadsView {
 
   private async _post(request: IDownloadRequest): Promise<IDownload | null> {
     this._error.clear();
+    this._showNotice('');
     try {
       const download = await requestJSON<IDownload>(
         this._options.fetch,
@@ -99,7 +104,10 @@ export class DownloadsView {
         { method: 'POST', body: JSON.stringify(request) }
       );
       this._requests.set(download.id, request);
+      const before = this._downloads.find(d => d.dest === download.dest);
       this._update([...this._downloads.filter(d => d.dest !== download.dest), download]);
+      // A second click must say something: the server answers with the same download.
+      this._showNotice(repeatNotice(download, before));
       this._schedule();
       // Bring its progress into view (jsdom has no scrollIntoView).
       this._list.lastElementChild?.scrollIntoView?.({ block: 'nearest' });
@@ -132,6 +140,11 @@ export class DownloadsView {
       dest: download.dest
     };
     void this._post({ ...request, dest: download.dest });
+  }
+
+  private _showNotice(text: string): void {
+    this._notice.textContent = text;
+    this._notice.hidden = !text;
   }
 
   private _schedule(): void {
@@ -200,5 +213,18 @@ export class DownloadsView {
   private _timer: ReturnType<typeof setTimeout> | null = null;
   private _disposed = false;
   private _error: ErrorBox;
+  private _notice: HTMLDivElement;
   private _list: HTMLUListElement;
+}
+
+/** What to say when "Download" was pressed for a file already under way or already there. */
+export function repeatNotice(download: IDownload, before: IDownload | undefined): string {
+  const name = download.path.slice(download.path.lastIndexOf('/') + 1) || download.dest;
+  if (before && before.id === download.id && isActive(download)) {
+    return `Already downloading ${name}: its progress is below.`;
+  }
+  if (download.state === 'done') {
+    return `Already downloaded: ${name} is in your home directory at ~/${download.dest}.`;
+  }
+  return '';
 }

@@ -12,6 +12,7 @@ import { ILauncher } from '@jupyterlab/launcher';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStateDB } from '@jupyterlab/statedb';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { copyText, insertCell, openExternal, showInFileBrowser } from './actions';
@@ -26,6 +27,7 @@ import {
   openCell
 } from './assets';
 import { AssetAction } from './dandisetview';
+import { entryIcon } from './entryicons';
 import { dandiIcon } from './icon';
 import { ArchiveInfo } from './info';
 import { parseDandisetRef, toPanelSettings } from './model';
@@ -58,6 +60,9 @@ const ACTION_COMMANDS: Record<AssetAction, string> = {
 
 const PLUGIN_ID = 'dandilab:plugin';
 
+/** Where the panel's place (open Dandiset, version, folder) is kept in the state database. */
+const PLACE_KEY = `${PLUGIN_ID}:place`;
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: PLUGIN_ID,
   description: 'A side panel to find, browse and open DANDI Archive data.',
@@ -68,7 +73,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     ISettingRegistry,
     ILauncher,
     INotebookTracker,
-    IStatusBar
+    IStatusBar,
+    IStateDB
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -77,7 +83,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     settingRegistry: ISettingRegistry | null,
     launcher: ILauncher | null,
     notebooks: INotebookTracker | null,
-    statusBar: IStatusBar | null
+    statusBar: IStatusBar | null,
+    state: IStateDB | null
   ) => {
     const { commands } = app;
     const serverSettings = app.serviceManager.serverSettings;
@@ -90,11 +97,29 @@ const plugin: JupyterFrontEndPlugin<void> = {
       fetch,
       info,
       onAction: action => void commands.execute(ACTION_COMMANDS[action]),
-      onShowFile: path => void showInFileBrowser(app, path)
+      onShowFile: path => void showInFileBrowser(app, path),
+      entryIcon
     });
     panel.title.icon = dandiIcon;
     app.shell.add(panel, 'left', { rank: 600 });
     restorer?.add(panel, PANEL_ID);
+
+    // The open Dandiset and folder survive a page reload (JupyterLab's state database).
+    if (state) {
+      void app.restored
+        .then(() => state.fetch(PLACE_KEY))
+        .then(value => {
+          const place = DandiPanel.toPlace(value);
+          panel.placeChanged.connect(() => {
+            const now = panel.place;
+            void (now ? state.save(PLACE_KEY, { ...now }) : state.remove(PLACE_KEY));
+          });
+          if (place) {
+            void panel.restorePlace(place);
+          }
+        })
+        .catch(reason => console.warn('dandilab: could not restore the panel\'s place.', reason));
+    }
 
     const showPanel = () => {
       app.shell.activateById(panel.id);

@@ -11,7 +11,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { dandisetsUrl, Fetch, getJSON } from './api';
-import { IAssetContext } from './assets';
+import { IAssetContext, ITreeEntry } from './assets';
 import { AssetAction, DandisetView } from './dandisetview';
 import { element, ErrorBox, moveFocus } from './dom';
 import { DownloadsView } from './downloadsview';
@@ -94,7 +94,9 @@ export class DandiPanel extends Widget {
       baseUrl: this._baseUrl,
       onBack: () => this.showResults(),
       onAction: (action, asset) => this._onAction(action, asset),
-      onSelect: () => this._selectionChanged.emit()
+      onSelect: () => this._selectionChanged.emit(),
+      onPlace: () => this._placeChanged.emit(),
+      entryIcon: options.entryIcon
     });
     this._downloads = new DownloadsView({
       fetch: this._fetch,
@@ -140,6 +142,32 @@ export class DandiPanel extends Widget {
   /** The Dandiset view (open Dandiset, version, folder). */
   get dandisetView(): DandisetView {
     return this._dandiset;
+  }
+
+  /** Where the panel is: the open Dandiset, version and folder; null on the results. */
+  get place(): DandiPanel.IPlace | null {
+    const view = this._dandiset;
+    if (this._searchView.hidden && view.identifier && view.version) {
+      return { identifier: view.identifier, version: view.version, folder: view.folder };
+    }
+    return null;
+  }
+
+  /** Emitted when `place` changes (the plugin keeps it in JupyterLab's state database). */
+  get placeChanged(): ISignal<this, void> {
+    return this._placeChanged;
+  }
+
+  /**
+   * Go back to a place kept from an earlier page load: now if the panel is shown, else
+   * when it is first shown (the panel loads nothing before that).
+   */
+  async restorePlace(place: DandiPanel.IPlace): Promise<void> {
+    if (!this._loaded && !this.isVisible) {
+      this._pendingPlace = place;
+      return;
+    }
+    await this._restore(place);
   }
 
   /** The downloads list. */
@@ -235,13 +263,19 @@ export class DandiPanel extends Widget {
   }
 
   /** Open Dandiset `identifier` (at `version`, else the version the settings prefer). */
-  async openDandiset(identifier: string, version: string | null = null): Promise<void> {
+  async openDandiset(
+    identifier: string,
+    version: string | null = null,
+    focus = true
+  ): Promise<void> {
     this._loaded = true;
     this._searchView.hidden = true;
     this._dandiset.node.hidden = false;
     this._dandiset.setArchive(this._info.archiveUrl, this._settings.archiveUrl);
     const opening = this._dandiset.open(identifier, version, this._settings);
-    this._dandiset.focus();
+    if (focus) {
+      this._dandiset.focus();
+    }
     await opening;
   }
 
@@ -251,6 +285,7 @@ export class DandiPanel extends Widget {
       this._dandiset.node.hidden = true;
       this._searchView.hidden = false;
       this._selectionChanged.emit();
+      this._placeChanged.emit();
       if (focus) {
         const chosen = this._list.querySelector('.jp-mod-selected') as HTMLElement | null;
         (chosen ?? this._input).focus();
@@ -267,10 +302,30 @@ export class DandiPanel extends Widget {
     super.onAfterShow(msg);
     // Load on first show, not at JupyterLab start-up.
     if (!this._loaded) {
+      const place = this._pendingPlace;
+      this._pendingPlace = null;
+      if (place) {
+        void this._restore(place);
+      } else {
+        this._loadOnce();
+      }
+    }
+  }
+
+  private _loadOnce(): void {
+    if (!this._loaded) {
       this._loaded = true;
       void this.refreshInfo();
       void this.search(1);
       void this._downloads.refresh();
+    }
+  }
+
+  private async _restore(place: DandiPanel.IPlace): Promise<void> {
+    this._loadOnce();
+    await this.openDandiset(place.identifier, place.version, false);
+    if (place.folder && this._dandiset.identifier === place.identifier) {
+      await this._dandiset.showFolder(place.folder);
     }
   }
 
@@ -426,6 +481,8 @@ export class DandiPanel extends Widget {
   private _searchTicket = new LatestOnly();
   private _selected = new Signal<this, IDandisetItem>(this);
   private _selectionChanged = new Signal<this, void>(this);
+  private _placeChanged = new Signal<this, void>(this);
+  private _pendingPlace: DandiPanel.IPlace | null = null;
   private _searchView: HTMLElement;
   private _dandiset: DandisetView;
   private _downloads: DownloadsView;
@@ -451,5 +508,25 @@ export namespace DandiPanel {
     onAction?: (action: AssetAction, asset: IAssetContext) => void;
     /** Show a file of the home directory in the file browser. */
     onShowFile?: (path: string) => void;
+    /** The icon of an asset-tree row (the plugin passes JupyterLab's icons). */
+    entryIcon?: (entry: ITreeEntry) => HTMLElement;
+  }
+
+  /** Where the panel is, as kept across page loads. */
+  export interface IPlace {
+    identifier: string;
+    version: string;
+    /** The folder shown: "" is the top, else "a/b/". */
+    folder: string;
+  }
+
+  /** A kept place if `value` is one (state from an older version may be anything). */
+  export function toPlace(value: unknown): IPlace | null {
+    const v = value as Partial<IPlace> | null;
+    return v && typeof v === 'object' && typeof v.identifier === 'string' &&
+      /^\d{6}$/.test(v.identifier) && typeof v.version === 'string' && v.version &&
+      typeof v.folder === 'string'
+      ? { identifier: v.identifier, version: v.version, folder: v.folder }
+      : null;
   }
 }

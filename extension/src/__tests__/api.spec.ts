@@ -7,6 +7,7 @@ import {
   downloadUrl,
   errorReason,
   pathsUrl,
+  SERVER_UNREACHABLE,
   PATHS_PAGE_SIZE,
   requestJSON,
   versionsUrl,
@@ -114,14 +115,20 @@ describe('getJSON', () => {
     await expect(getJSON(respond(200, '<html>'), '/x')).rejects.toThrow(/not JSON/);
   });
 
-  it('reports network failures', async () => {
+  it('reports network failures in a sentence, not the browser\'s TypeError', async () => {
     const offline: Fetch = async () => {
       throw new TypeError('Failed to fetch');
     };
-    await expect(getJSON(offline, '/x')).rejects.toMatchObject({
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const failing = getJSON(offline, '/x');
+    await expect(failing).rejects.toMatchObject({
       status: 0,
-      message: expect.stringContaining('Failed to fetch')
+      reason: 'server-unreachable',
+      message: SERVER_UNREACHABLE
     });
+    await expect(failing).rejects.not.toMatchObject({ message: expect.stringContaining('Failed to fetch') });
+    expect(SERVER_UNREACHABLE).toMatch(/did not answer.*Retry/);
+    warn.mockRestore();
   });
 });
 

@@ -331,4 +331,87 @@ describe('DandiPanel', () => {
     expect(error.hidden).toBe(false);
     expect(error.textContent).toContain('already exists');
   });
+  it('says so when Download is pressed again for a file under way, or already there', async () => {
+    await panel.openDandiset('000006', '0.220126.1855');
+    await panel.dandisetView.showFolder('sub-anm369963/');
+    panel.dandisetView.selectPath('sub-anm369963/sub-anm369963_ses-20170228.nwb');
+    server.downloadsListed = [{ ...server.download, state: 'running', received: 138316 }];
+    await panel.download(panel.selectedAsset!);
+    const notice = $(panel, '.jp-DandiPanel-downloadNotice');
+    expect(notice.hidden).toBe(true); // the first press: the row says it all
+    await panel.download(panel.selectedAsset!); // the server answers with the same download
+    expect(notice.hidden).toBe(false);
+    expect(notice.getAttribute('role')).toBe('status');
+    expect(notice.textContent).toBe('Already downloading sub-anm369963_ses-20170228.nwb: its progress is below.');
+    expect(panel.node.querySelectorAll('.jp-DandiPanel-download')).toHaveLength(1);
+    server.routes.downloads = (_q, init) =>
+      init?.method === 'POST' ? [200, server.download] : [200, { downloads: [server.download] }];
+    await panel.download(panel.selectedAsset!);
+    expect(notice.textContent).toBe(
+      'Already downloaded: sub-anm369963_ses-20170228.nwb is in your home directory at ' +
+        '~/dandi/000006/0.220126.1855/sub-anm369963/sub-anm369963_ses-20170228.nwb.'
+    );
+  });
+
+  it('reports its place and goes back to it', async () => {
+    const places: Array<DandiPanel.IPlace | null> = [];
+    panel.placeChanged.connect(() => places.push(panel.place));
+    await panel.openDandiset('000006', '0.220126.1855');
+    await panel.dandisetView.showFolder('sub-anm369963/');
+    expect(places[places.length - 1]).toEqual({
+      identifier: '000006', version: '0.220126.1855', folder: 'sub-anm369963/'
+    });
+    panel.showResults();
+    expect(places[places.length - 1]).toBeNull();
+
+    // A fresh panel (a page reload), hidden: it restores when first shown, not before.
+    const again = new DandiPanel({ baseUrl: '/base/', fetch: server.fetch });
+    again.hide();
+    Widget.attach(again, document.body);
+    const before = server.requests.length;
+    await again.restorePlace(DandiPanel.toPlace(places[0] ?? {
+      identifier: '000006', version: '0.220126.1855', folder: 'sub-anm369963/'
+    })!);
+    expect(server.requests.length).toBe(before);
+    await again.restorePlace({ identifier: '000006', version: '0.220126.1855', folder: 'sub-anm369963/' });
+    again.show();
+    await settle();
+    expect(again.place).toEqual({ identifier: '000006', version: '0.220126.1855', folder: 'sub-anm369963/' });
+    const rows = Array.from(again.node.querySelectorAll('.jp-DandiPanel-entry')) as HTMLElement[];
+    expect(rows.map(r => r.dataset.path)).toEqual(['sub-anm369963/sub-anm369963_ses-20170228.nwb']);
+    expect(again.node.querySelector('.jp-DandiPanel-account')!.textContent).toMatch(/Anonymous/);
+    again.dispose();
+  });
+
+  it('keeps only well-formed places', () => {
+    expect(DandiPanel.toPlace({ identifier: '000006', version: 'draft', folder: '' })).toEqual({
+      identifier: '000006', version: 'draft', folder: ''
+    });
+    for (const bad of [null, 'x', {}, { identifier: '6', version: 'draft', folder: '' },
+      { identifier: '000006', version: '', folder: '' }, { identifier: '000006', version: 'draft' }]) {
+      expect(DandiPanel.toPlace(bad)).toBeNull();
+    }
+  });
+
+  it('draws tree icons with the icon it is given, never a font glyph', async () => {
+    const icons: string[] = [];
+    const withIcons = new DandiPanel({
+      baseUrl: '/base/',
+      fetch: server.fetch,
+      entryIcon: entry => {
+        icons.push(entry.path);
+        const svg = document.createElement('span');
+        svg.className = 'given-icon';
+        return svg;
+      }
+    });
+    Widget.attach(withIcons, document.body);
+    await withIcons.openDandiset('000006', '0.220126.1855');
+    expect(icons).toEqual(['sub-anm369963', 'dandiset.yaml']);
+    const icon = withIcons.node.querySelector('.jp-DandiPanel-entry.jp-mod-folder .jp-DandiPanel-entryIcon')!;
+    expect(icon.classList.contains('given-icon')).toBe(true);
+    expect(icon.classList.contains('jp-mod-folder')).toBe(true);
+    expect(icon.getAttribute('aria-hidden')).toBe('true');
+    withIcons.dispose();
+  });
 });
