@@ -300,9 +300,9 @@ LOGIN_FORM = """
     <input id="api_key_input" type="password" class="form-control" name="api_key"
            autocomplete="off" autofocus="autofocus" required />
     <p class="help-block">
-      Find your key at
-      <a href="{{ authenticator.register_url | e }}" target="_blank" rel="noopener">{{
-        authenticator.register_url | e }}</a> (sign in, then open the menu under your name).
+      No key yet? <a id="dandi-key-help" href="{{ authenticator.register_url | e }}"
+        target="_blank" rel="noopener">How to get your DANDI API key</a>
+      ({{ authenticator.register_url | e }}: sign in there, then open the menu under your name).
       Archive: {{ authenticator.archive_url | e }}
     </p>
     <input id="login_submit" type="submit" class="btn btn-jupyter form-control" value="Sign in" />

@@ -360,6 +360,9 @@ def build_config(settings: Settings) -> Config:
     else:
         c.JupyterHub.base_url = base
 
+    # DANDI-branded pages: ours first, JupyterHub's own as "templates/..." for them to extend.
+    c.JupyterHub.template_paths = [str(Path(__file__).parent / "templates")]
+
     c.JupyterHub.authenticator_class = AUTHENTICATORS[settings.authenticator]
     c.Authenticator.admin_users = set(settings.admin_users)
     c.Authenticator.archive_admins_are_hub_admins = settings.archive_admins_are_hub_admins

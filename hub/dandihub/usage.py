@@ -325,22 +325,30 @@ def report_command(args) -> int:
 
 
 PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>DANDI Hub usage</title>
+<html lang="en"><head><meta charset="utf-8"><title>DANDI Hub usage</title>
+<link rel="stylesheet" href="{hub}static/css/style.min.css">
 <style>
-body {{ font-family: sans-serif; margin: 2em; }} table {{ border-collapse: collapse; }}
-td, th {{ padding: 0.3em 0.8em; border-bottom: 1px solid #ddd; text-align: left; }}
-td.n {{ text-align: right; }} .reset {{ background: #fde2e1; }} .warn {{ background: #fff4ce; }}
+td.n, th.n {{ text-align: right; }} tr.reset td {{ background: #fde2e1; }}
+tr.warn td {{ background: #fff4ce; }}
 </style></head><body>
-<h1>DANDI Hub usage</h1>
+<nav class="navbar navbar-expand-sm bg-body-tertiary mb-4"><div class="container-fluid">
+<a class="navbar-brand" href="{hub}home">DANDI Hub</a>
+<ul class="navbar-nav me-auto mb-0">
+<li class="nav-item"><a id="back-to-hub" class="nav-link" href="{hub}home">&larr; Back to the hub</a></li>
+<li class="nav-item"><a class="nav-link" href="{hub}admin">Admin</a></li>
+</ul></div></nav>
+<div class="container">
+<h1>Usage</h1>
 <p>{summary}</p>
 <p>Homes are kept while their user is active; after {warn} days without activity the user
 is warned, after {reset} days the home is reset. This page only lists;
 deleting takes <code>dandihub usage --delete</code>. <a href="api/report">JSON</a></p>
-<table><thead><tr><th>User</th><th>Status</th><th>Last activity</th><th>Days</th>
-<th>Home</th><th>Cache</th></tr></thead><tbody>
+<table class="table table-sm"><thead><tr><th>User</th><th>Status</th><th>Last activity</th>
+<th class="n">Days</th><th class="n">Home</th><th class="n">Cache</th></tr></thead><tbody>
 {rows}
 </tbody></table>
 <p><small>Generated {generated}; sizes measured at most every {ttl} s.</small></p>
+</div>
 </body></html>
 """
 
@@ -370,7 +378,8 @@ class ReportSource:
         return report
 
 
-def render_page(report: Report, ttl: int) -> str:
+def render_page(report: Report, ttl: int, hub_prefix: str = "/hub/") -> str:
+    """The page; ``hub_prefix`` is where the hub answers (its CSS and home are there)."""
     rows = []
     for r in report.rows:
         cells = [
@@ -387,6 +396,7 @@ def render_page(report: Report, ttl: int) -> str:
         summary=html.escape(report.to_text().rsplit("\n\n", 1)[-1]),
         warn=report.warn_days, reset=report.reset_days, rows="\n".join(rows),
         generated=html.escape(report.generated[:19].replace("T", " ")), ttl=ttl,
+        hub=html.escape(hub_prefix),
     )
 
 
@@ -401,12 +411,14 @@ def serve_command(args) -> int:
     source = ReportSource(args.homes, args.warn_days, args.reset_days,
                           args.cache_dirs or DEFAULT_CACHE_DIRS, args.size_ttl)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/usage/")
+    # The same origin as the hub (behind its proxy): link its CSS and pages by path.
+    hub_prefix = url_path_join(os.environ.get("JUPYTERHUB_BASE_URL", "/"), "hub/")
 
     class PageHandler(HubOAuthenticated, web.RequestHandler):
         @web.authenticated
         async def get(self):
             report = await source.report()
-            self.finish(render_page(report, args.size_ttl))
+            self.finish(render_page(report, args.size_ttl, hub_prefix))
 
     class JSONHandler(HubOAuthenticated, web.RequestHandler):
         @web.authenticated

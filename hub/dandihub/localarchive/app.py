@@ -13,6 +13,7 @@ listings (versions, assets, paths) only on the first (``null`` after).
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
@@ -357,6 +358,12 @@ def create_app(
         """A GET route that also answers HEAD, as DRF's do."""
         return app.api_route(path, methods=["GET", "HEAD"])
 
+    @get("/")
+    def web_home() -> Response:
+        # The hub's "find your key" link points at the archive's web root (web_url): say here
+        # how a key is had on this archive, since it has no web UI to show one in.
+        return Response(key_help_page(store), media_type="text/html; charset=utf-8")
+
     @get("/api/info/")
     def info() -> Response:
         return JSON({
@@ -576,6 +583,47 @@ def create_app(
         return JSON(require_user(request, approved=True).api_key)
 
     return app
+
+
+_STATUS_NOTES = {
+    "APPROVED": "approved: signs in",
+    "PENDING": "pending approval: the hub refuses it and says why",
+    "REJECTED": "rejected: the hub refuses it and says why",
+}
+
+
+def key_help_page(store: ArchiveStore) -> str:
+    """The archive's web root: how to get an API key here, and the accounts (never their keys)."""
+    rows = "".join(
+        f"<tr><td><code>{html.escape(u.username)}</code></td><td>{html.escape(u.name)}</td>"
+        f"<td>{html.escape(_STATUS_NOTES.get(u.status, u.status.lower()))}"
+        f"{' (archive admin)' if u.admin else ''}</td></tr>"
+        for u in sorted(store.users, key=lambda u: u.username)
+    ) or '<tr><td colspan="3">This archive has no accounts yet.</td></tr>'
+    accounts = html.escape(str(store.root / "archive.json"))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(store.name)}: API keys</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem;
+       line-height: 1.5; color: #1f2328; }}
+h1 {{ color: #213a8f; }} table {{ border-collapse: collapse; }}
+td, th {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }}
+code {{ background: #f3f4f6; padding: 0 .2rem; }}
+</style></head><body>
+<h1 id="key-help">How to get your DANDI API key</h1>
+<p>This is <strong>{html.escape(store.name)}</strong>, a local DANDI archive running on this
+machine. It has no web sign-in: each account's API key (40 hexadecimal characters) is
+printed in the terminal where the demo was started (<code>make demo</code> or
+<code>dandihub up --demo</code>), and kept in <code>{accounts}</code>, readable only by the
+account that started it.</p>
+<p>Copy the key of the account you want and paste it into the hub's sign-in page.</p>
+<h2>Accounts</h2>
+<table id="accounts"><thead><tr><th>Username</th><th>Name</th><th>Status</th></tr></thead>
+<tbody>{rows}</tbody></table>
+<p>On the public archive you would sign in at dandiarchive.org and copy the key from the
+menu under your name.</p>
+</body></html>
+"""
 
 
 def user_fields(user: User) -> dict:
