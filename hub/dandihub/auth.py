@@ -302,8 +302,10 @@ LOGIN_FORM = """
     <p class="help-block">
       No key yet? <a id="dandi-key-help" href="{{ authenticator.register_url | e }}"
         target="_blank" rel="noopener">How to get your DANDI API key</a>
-      ({{ authenticator.register_url | e }}: sign in there, then open the menu under your name).
-      Archive: {{ authenticator.archive_url | e }}
+      ({{ authenticator.register_url | e }}). On the DANDI Archive, sign in there and
+      open the menu under your name.
+    </p>
+    <p class="help-block">Archive: {{ authenticator.archive_url | e }}
     </p>
     <input id="login_submit" type="submit" class="btn btn-jupyter form-control" value="Sign in" />
   </div>
