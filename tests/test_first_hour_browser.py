@@ -25,10 +25,12 @@ FOLDER = "sub-mouse001"
 
 @pytest.fixture(scope="module")
 def demo_hub(tmp_path_factory):
-    """`dandihub up --demo --demo-profile small`: the generated Dandisets, small files."""
+    """`dandihub up --demo --demo-profile small`: the generated Dandisets, small files.
+    Two people sign in (demo, then admin for the usage page): allowed on one system account
+    here, as in conftest's hub; tests/test_isolation.py tests the one-person rule."""
     with RunningHub(
         tmp_path_factory.mktemp("first-hour-hub"), "--demo", "--demo-profile", "small",
-        start_timeout=600,
+        settings={"shared_account_users": 0}, start_timeout=600,
     ) as running:
         yield running
 
@@ -122,18 +124,13 @@ def open_panel(page):
 
 def test_spawn_page_then_the_panel_first_hour(demo_hub, artifacts):
     with browser_page() as page, evidence(page, demo_hub, artifacts, "panel"):
-        with page.expect_response(signed_in):
-            sign_in(page, demo_hub.url, key_of(demo_hub, "demo"))
-        # The DANDI spawn page, in a second tab while the server starts (it takes seconds;
-        # the first tab waits up to the hub's slow_spawn_timeout before showing it).
-        pending = page.context.new_page()
-        pending.goto(f"{demo_hub.url}hub/spawn-pending/demo")
-        message = pending.locator("h1", has_text="Starting your DANDI Hub server")
-        message.wait_for(timeout=10_000)
-        assert pending.title() == "DANDI Hub"
-        assert "JupyterLab with the DANDI panel is starting for demo" in pending.inner_text("body")
-        pending.screenshot(path=str(artifacts / "first-hour-spawn-pending.png"))
-        pending.close()
+        sign_in(page, demo_hub.url, key_of(demo_hub, "demo"))
+        # The DANDI spawn page while the server starts (JupyterHub goes there at once).
+        page.wait_for_url("**/hub/spawn-pending/demo**", timeout=60_000)
+        page.locator("h1", has_text="Starting your DANDI Hub server").wait_for(timeout=10_000)
+        assert page.title() == "DANDI Hub"
+        assert "JupyterLab with the DANDI panel is starting for demo" in page.inner_text("body")
+        page.screenshot(path=str(artifacts / "first-hour-spawn-pending.png"))
         page.wait_for_url("**/user/demo/lab**", timeout=180_000)
         page.wait_for_selector("#jp-main-dock-panel", timeout=180_000)
 
@@ -167,12 +164,14 @@ def test_spawn_page_then_the_panel_first_hour(demo_hub, artifacts):
             f'#dandi-panel .jp-DandiPanel-entry[data-path="{FOLDER}"] .jp-DandiPanel-entryIcon',
             "e => getComputedStyle(e, '::before').content",
         ) in ("none", "normal", "")
+        folder.scroll_into_view_if_needed()
+        page.screenshot(path=str(artifacts / "first-hour-panel-folder-icon.png"))
         folder.click()
         page.keyboard.press("Enter")
         nwb = panel.locator(f'.jp-DandiPanel-entry[data-path^="{FOLDER}/"][data-path$=".nwb"]').first
         nwb.wait_for(timeout=30_000)
         assert nwb.locator(".jp-DandiPanel-entryIcon svg").count() == 1
-        page.screenshot(path=str(artifacts / "first-hour-panel-icons.png"))
+        page.screenshot(path=str(artifacts / "first-hour-panel-file-icon.png"))
 
         # Download, then Download again: the second press says it is under way or done.
         nwb.click()
@@ -208,10 +207,11 @@ def test_spawn_page_then_the_panel_first_hour(demo_hub, artifacts):
         panel = open_panel(page)
         title = panel.locator(".jp-DandiPanel-dandisetTitle")
         title.wait_for(state="visible", timeout=60_000)
-        assert panel.locator(".jp-DandiPanel-idLine").inner_text().startswith(DANDISET)
+        assert DANDISET in panel.locator(".jp-DandiPanel-idLine").inner_text()
         panel.locator(f'.jp-DandiPanel-entry[data-path="{nwb_path}"]').wait_for(timeout=60_000)
         assert FOLDER in panel.locator(".jp-DandiPanel-crumbs").inner_text()
         assert panel.locator(".jp-DandiPanel-searchView").is_hidden()
+        panel.locator(".jp-DandiPanel-crumbs").scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts / "first-hour-panel-after-reload.png"))
         assert key_of(demo_hub, "demo") not in page.content()
 
