@@ -99,7 +99,7 @@ def test_dandi_error_page(demo_hub, artifacts):
         assert answer.status == 404
         assert page.title() == "DANDI Hub"
         error = page.locator(".dandi-error")
-        assert error.locator("h1").inner_text() == "404: Not found"
+        assert error.locator("h1").inner_text() == "404 : Not found"  # JupyterHub's own "CODE : REASON"
         assert "There is nothing at this address" in error.inner_text()
         assert "moons" not in error.inner_text()
         back = error.locator('a:has-text("Back to DANDI Hub")')
