@@ -39,7 +39,7 @@ def key_of(hub: RunningHub, account: str) -> str:
     """An account's key as `dandihub up --demo` prints it."""
     if account == "demo":
         return re.search(r"'demo'.*\n\s+([0-9a-f]{40})", hub.log).group(1)
-    return re.search(rf"^\s+{account}\s+([0-9a-f]{{40}})$", hub.log, re.M).group(1)
+    return re.search(rf"^\s+{account}\s+([0-9a-f]{{40}})$", hub.log, re.MULTILINE).group(1)
 
 
 @contextlib.contextmanager
