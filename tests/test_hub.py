@@ -83,12 +83,9 @@ def test_keys_never_reach_the_hub_log(hub, archive):
         assert key not in hub.log
 
 
-# The proxy logs "error: 404 GET /hub/api/" (and "Failed to get custom error page") while
-# `dandihub up` asks it for the hub before the hub has added its routes. The fix is in
-# cli.py (ask the hub directly first; the proxy's --default-target is the hub): not yet
-# applied, so this is expected to fail until it is; strict, so it says when it passes.
-@pytest.mark.xfail(strict=True, reason="cli.py still polls the hub through the proxy before "
-                   "its routes exist; see the firsthour branch report for the patch")
+# The proxy logged "error: 404 GET /hub/api/" (and "Failed to get custom error page") while
+# `dandihub up` asked it for the hub before the hub had added its routes: cli.py asks the
+# hub directly first, and the proxy's --default-target is the hub.
 def test_a_clean_start_prints_no_error_lines(hub):
     import re
 

@@ -83,16 +83,21 @@ def read_settings(path: str) -> dict:
     return data
 
 
-def wait_for_hub(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+def wait_for_hub(url: str, proc: subprocess.Popen, timeout: float = 90,
+                 hub_url: str | None = None) -> None:
+    # Ask the hub itself first: the proxy answers 404 (an error line in its log) until
+    # the hub has told it its routes.
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"JupyterHub exited with code {proc.returncode}; see its log above.")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}hub/api/", timeout=2).status_code == 200:
-                return
-        time.sleep(0.5)
-    raise SystemExit(f"JupyterHub did not answer at {url} within {timeout:.0f} s.")
+    for base in ([hub_url] if hub_url else []) + [url]:
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"JupyterHub exited with code {proc.returncode}; see its log above.")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}hub/api/", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"JupyterHub did not answer at {base} within {timeout:.0f} s.")
+            time.sleep(0.5)
 
 
 def stop_stale_proxy(data_dir: Path) -> None:
@@ -168,9 +173,11 @@ def up(args) -> int:
             data_dir=str(data_dir),
             ip=args.ip,
             port=args.port,
-            hub_port=free_port(),
+            hub_port=(hub_port := free_port()),
             proxy_api_port=free_port(),
-            proxy_command=[find_proxy()],
+            # Until the hub adds its routes, the proxy sends everything to the hub rather
+            # than answering 404 (an error line in its log at every start).
+            proxy_command=[find_proxy(), f"--default-target=http://127.0.0.1:{hub_port}"],
             admin_users=["admin"] if args.demo else [],
             log_level=args.log_level,
         )
@@ -206,7 +213,7 @@ def up(args) -> int:
         try:
             # Compares with 0.0.0.0 to print a reachable URL; binds nothing (bandit B104).
             url = f"http://{'127.0.0.1' if args.ip in ('0.0.0.0', '') else args.ip}:{args.port}/"  # nosec B104
-            wait_for_hub(url, proc)
+            wait_for_hub(url, proc, hub_url=f"http://127.0.0.1:{settings.hub_port}/")
             archives = ", ".join(a["api_url"] for a in settings.archive_entries())
             print_welcome(url, archives, keys, settings.authenticator)
             print(isolation_summary(settings), flush=True)
