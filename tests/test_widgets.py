@@ -415,6 +415,99 @@ def test_units_raster_rates_and_psth(read):
     assert view.unit_select.value == 4  # a click on a raster row picks that unit
 
 
+def test_units_raster_navigates_in_time_and_psth_splits_by_condition(read):
+    """The raster has a start slider, a window length and pan buttons (kept within the
+    recording); the PSTH and a trial raster split by a trials column of few values."""
+    from dandilab.widgets.units import UnitsView, psth
+
+    nwb = read("ecephys")
+    view = UnitsView(nwb.units, window=2.0).wait()
+    _first, last = view.data.span
+    view.slider.value = 3.0
+    view.wait()
+    assert (view.t0, view.t1) == (3.0, 5.0)
+    x = arr(view.raster.layers[0]["x"], np.float64)
+    assert len(x) and (x >= 3.0).all() and (x < 5.0).all()
+    view.length.value = 1.0
+    view.wait()
+    assert view.t1 - view.t0 == pytest.approx(1.0)
+    view.set_window(last + 100, last + 101)  # past the end: the last window
+    view.wait()
+    assert view.t1 == pytest.approx(last + 0.02) and view.slider.value == view.t0
+    assert "trials.condition" in view.group_by.options
+    assert "trials.contrast" in view.group_by.options  # a few contrast levels
+    view.unit_select.value = 2
+    view.group_by.value = "trials.condition"
+    view.wait()
+    cond = np.array([c.decode() if isinstance(c, bytes) else c
+                     for c in nwb.trials["condition"][:]])
+    start = nwb.trials["start_time"][:]
+    spikes = np.asarray(nwb.units["spike_times"][2])
+    assert set(view.psth_groups) == {"left", "right"}
+    for side in ("left", "right"):
+        _e, rate, _t = psth(spikes, start[cond == side], 0.5, 1.0, 0.02)
+        np.testing.assert_allclose(view.psth_groups[side][1], rate)
+        assert view.psth_groups[side][2] == (cond == side).sum()
+    assert len(view.psth_fig.layers) == 3  # two conditions and the event line
+    assert view.psth_fig.title.endswith("by condition")
+    rows = np.concatenate([arr(L["row"], np.int32) for L in view.trial_raster.layers])
+    assert len(view.trial_raster.layers) == 2 and rows.max() < len(start)
+    assert "left: blue" in view.trial_raster.title
+    view.group_by.value = "(none)"
+    view.wait()
+    assert view.psth_groups == {} and view.psth_fig.layers[0]["kind"] == "bars"
+
+
+def test_fields_read_as_a_person_would(tmp_path, read):
+    """Dates, lists of names, empty dicts and tiny datasets are shown as values, never as
+    Python reprs or dataset shapes."""
+    from datetime import UTC, datetime
+
+    from dandilab.widgets.explorer import FieldsView
+    from dandilab.widgets.table import _cell
+    from pynwb import NWBHDF5IO, NWBFile
+
+    nwb = NWBFile(session_description="s", identifier="x",
+                  session_start_time=datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC),
+                  experimenter=["Demo, Ada", "Lovelace, Ada"],
+                  keywords=["CA1", "mouse", "a", "b", "c"])
+    with NWBHDF5IO(str(tmp_path / "f.nwb"), "w") as io:
+        io.write(nwb)
+    rows = dict(FieldsView(read(tmp_path / "f.nwb")).rows)
+    text = " ".join(rows.values())
+    assert "datetime" not in text and "('" not in text and "dataset" not in text, text
+    assert rows["session_start_time"] == "2024-05-06 07:08:09+00:00"
+    assert rows["experimenter"] == "Demo, Ada; Lovelace, Ada"
+    assert rows["keywords"] == "CA1, mouse, a, b, c"
+    assert rows["file_create_date"].startswith("20") and "[" not in rows["file_create_date"]
+    from dandilab.widgets.explorer import _summary
+
+    assert _summary({}) == "none" and _cell({}) == "none"
+    assert _cell({"a": 1.5}) == "a: 1.5"
+
+
+def test_dff_traces_are_labelled_and_behaviour_opens_on_the_trajectory(read):
+    from dandilab.widgets import NWBExplorer
+    from dandilab.widgets.imaging import PlaneSegmentationView, trace_label
+    from dandilab.widgets.series import TimeSeriesView
+
+    nwb = read("ophys")
+    ophys = nwb.processing["ophys"]
+    dff = ophys["DfOverF"].roi_response_series[next(iter(ophys["DfOverF"].roi_response_series))]
+    assert dff.unit == "n.a." and trace_label(dff) == "ΔF/F"
+    view = TimeSeriesView(dff, channels=[0]).wait()
+    assert view.figure.y_label.endswith("(ΔF/F)") and "n.a." not in view.figure.y_label
+    ps = PlaneSegmentationView(ophys["ImageSegmentation"]["PlaneSegmentation"]).wait()
+    names = [s.parent.name for s in ps.series]
+    ps.series_pick.value = names.index("DfOverF")
+    ps.select(0)
+    ps.wait()
+    assert ps.trace.y_label == "ΔF/F"
+    explorer = NWBExplorer(read("behavior"))
+    assert explorer.select.value.endswith("Position/SpatialSeriesPosition")
+    assert type(explorer.view).__name__ == "SpatialSeriesView"
+
+
 # -- tables ----------------------------------------------------------------------------------
 def test_table_pages_and_filters(read):
     from dandilab.widgets.table import TablePager, TableView

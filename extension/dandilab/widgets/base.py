@@ -11,7 +11,9 @@ import traceback
 import ipywidgets as W
 import numpy as np
 
-__all__ = ["Loader", "View", "message_html", "shape_of", "small_array", "text_of"]
+MUTED = "var(--jp-ui-font-color2, #555)"  # secondary text, in the light and dark themes
+
+__all__ = ["MUTED", "Loader", "View", "message_html", "shape_of", "small_array", "text_of"]
 
 SMALL = 2_000_000  # bytes: a dataset at most this big may be read whole (tables' columns...)
 
@@ -60,7 +62,10 @@ class Loader:
 
 
 def message_html(text: str, kind: str = "info") -> str:
-    color = {"info": "#555", "warning": "#8a5a00", "error": "#a00"}[kind]
+    # JupyterLab's theme colours (the dark theme too), the light ones where there is none
+    color = {"info": "var(--jp-ui-font-color2, #555)",
+             "warning": "var(--jp-warn-color0, #8a5a00)",
+             "error": "var(--jp-error-color1, #a00)"}[kind]
     return (f'<div class="dandilab-message dandilab-{kind}" style="color:{color};'
             f'padding:4px 0">{html.escape(text)}</div>')
 

@@ -17,6 +17,20 @@ __all__ = ["ImageSeriesView", "ImageView", "PlaneSegmentationView", "contrast_li
 MAX_MASK_BYTES = 512 * 1024 * 1024  # image masks larger than this are not read whole
 
 
+def trace_label(series) -> str:
+    """The y label of an ROI trace: "ΔF/F" in a DfOverF container, else the series' unit
+    (a placeholder unit such as "n.a." says nothing: then the container's kind)."""
+    parent = getattr(series, "parent", None)
+    kind = type(parent).__name__ if parent is not None else ""
+    unit = text_of(getattr(series, "unit", "") or "").strip()
+    if kind == "DfOverF":
+        return "ΔF/F" if unit.lower() in ("", "n.a.", "n/a", "na", "none", "no unit") \
+            else f"ΔF/F ({unit})"
+    if unit.lower() in ("", "n.a.", "n/a", "na", "none", "no unit"):
+        return "fluorescence (a.u.)" if kind == "Fluorescence" else "value"
+    return unit
+
+
 def contrast_limits(frame: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
     finite = frame[np.isfinite(frame)] if frame.dtype.kind == "f" else frame.ravel()
     if not finite.size:
@@ -359,4 +373,4 @@ class PlaneSegmentationView(_FrameFigure):
         self.trace.show([envelope(x, lo, hi, [0.0], color="#d62728")], x_range=(a, b),
                         y_range=(ymin - pad, ymax + pad),
                         title=f"ROI {k} ({text_of(self.obj.id.data[k])}) · {s.name}",
-                        y_label=text_of(getattr(s, "unit", "") or ""))
+                        y_label=trace_label(s))
