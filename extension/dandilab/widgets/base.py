@@ -13,7 +13,7 @@ import numpy as np
 
 MUTED = "var(--jp-ui-font-color2, #555)"  # secondary text, in the light and dark themes
 
-__all__ = ["MUTED", "Loader", "View", "message_html", "shape_of", "small_array", "text_of"]
+__all__ = ["MUTED", "Loader", "View", "controls", "message_html", "shape_of", "small_array", "text_of"]
 
 SMALL = 2_000_000  # bytes: a dataset at most this big may be read whole (tables' columns...)
 
@@ -59,6 +59,23 @@ class Loader:
     def wait(self, timeout: float = 120.0) -> None:
         if not self._idle.wait(timeout):
             raise TimeoutError(f"the view did not finish loading within {timeout} s")
+
+
+def controls(children) -> W.HBox:
+    """A row of controls that wraps onto more lines when narrow (the DANDI panel beside
+    the notebook leaves ~600 px): a control keeps its width (no button cut to "▶...");
+    a slider given as a share of the row grows but never below 300 px (never a dot)."""
+    for c in children:
+        width = c.layout.width or ""
+        if width.endswith("%"):
+            c.layout.width = "auto"
+            c.layout.flex = "1 1 420px"
+            c.layout.min_width = "300px"
+        else:
+            c.layout.flex = "0 0 auto"
+        c.layout.max_width = "100%"
+    return W.HBox(children, layout=W.Layout(flex_flow="row wrap", align_items="center",
+                                            width="100%"))
 
 
 def message_html(text: str, kind: str = "info") -> str:

@@ -293,14 +293,18 @@ class NWBExplorer(W.HBox):
         options = [("   " * depth + ("▸ " if obj is None else "") + label, path)
                    for path, label, obj, depth in self.rows]
         self.select = W.Select(options=options, rows=min(28, max(8, len(options))),
-                               layout=W.Layout(width=tree_width, font_family="monospace"))
+                               layout=W.Layout(width=tree_width, font_family="monospace",
+                                               flex="0 1 auto", min_width="180px",
+                                               max_width="100%"))
         self.select.add_class("dandilab-tree")
         self.header = W.HTML()
         self.pane = W.VBox(layout=W.Layout(flex="1 1 auto", min_width="0"))
         self.views: dict[str, View] = {}
         self.view: View | None = None
+        # narrower than the tree and 520 px of plots: the view goes under the tree
         self.children = [self.select, W.VBox([self.header, self.pane],
-                                             layout=W.Layout(flex="1 1 auto", min_width="0"))]
+                                             layout=W.Layout(flex="1 1 520px", min_width="0"))]
+        self.layout.flex_flow = "row wrap"
         self.add_class("dandilab-explorer")
         self.select.observe(lambda ch: self.show(ch["new"]), "value")
         self.select.value = select if select in self.by_path else self._default()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipywidgets as W
 import numpy as np
 
-from .base import Timer, View, nbytes_of, shape_of, text_of
+from .base import Timer, View, controls, nbytes_of, shape_of, text_of
 from .figure import Figure, envelope, image
 from .series import TimeAxis
 
@@ -68,7 +68,7 @@ class _FrameFigure(View):
         self.cmap.observe(lambda ch: setattr(self.figure, "cmap", ch["new"]), "value")
         self.auto.on_click(lambda _b: self.auto_contrast())
         self._sample = None
-        return W.HBox([self.vrange, self.levels, self.cmap, self.auto])
+        return controls([self.vrange, self.levels, self.cmap, self.auto])
 
     def limits(self) -> tuple[float, float]:
         """(vmin, vmax): the slider's percentiles of the frame shown."""
@@ -153,7 +153,7 @@ class ImageSeriesView(_FrameFigure):
             buttons.append(b)
         self.index = index
         contrast = self._contrast_widgets()
-        self.children = [W.HBox([self.slider, *buttons, self.time]), contrast, self.figure,
+        self.children = [controls([self.slider, *buttons, self.time]), contrast, self.figure,
                          self.status]
         self._shown_once = False
         self.show_frame(index)
@@ -294,7 +294,7 @@ class PlaneSegmentationView(_FrameFigure):
             description="trace of", layout=W.Layout(width="380px"))
         self.series_pick.observe(lambda ch: self.select(self.selected), "value")
         contrast = self._contrast_widgets()
-        self.children = [contrast, self.figure, W.HBox([self.roi, self.series_pick]),
+        self.children = [contrast, self.figure, controls([self.roi, self.series_pick]),
                          self.trace, self.status]
         self.selected = -1
         self.labels = None

@@ -21,7 +21,7 @@ import time
 import ipywidgets as W
 import numpy as np
 
-from .base import Timer, View, text_of
+from .base import Timer, View, controls, text_of
 from .chunks import ChunkedSeries
 from .figure import Figure, envelope
 
@@ -229,7 +229,7 @@ class TimeSeriesView(View):
         self.channel_text.observe(lambda ch: self._from_channel_text(ch["new"]), "value")
         self.gain_slider = W.FloatLogSlider(value=1.0, base=2, min=-6, max=6, step=0.5,
                                             description="gain", continuous_update=False,
-                                            layout=W.Layout(width="260px"))
+                                            layout=W.Layout(width="340px"))
         self.gain_slider.observe(lambda ch: self._set_gain(ch["new"]), "value")
         self.channel_buttons = []
         for label, tip, step in (("▲ channels", "previous group of channels", -1),
@@ -237,11 +237,11 @@ class TimeSeriesView(View):
             b = W.Button(description=label, tooltip=tip, layout=W.Layout(width="110px"))
             b.on_click(lambda _b, step=step: self.page_channels(step))
             self.channel_buttons.append(b)
-        controls = W.HBox([self.slider, self.length, *buttons])
-        options = W.HBox([self.channel_text, *self.channel_buttons, self.gain_slider])
+        time_row = controls([self.slider, self.length, *buttons])
+        options = controls([self.channel_text, *self.channel_buttons, self.gain_slider])
         if self.axis.no_time:
             self.say("this series has neither rate nor timestamps: the x axis is sample numbers")
-        self.children = [controls, options, self.figure, self.status]
+        self.children = [time_row, options, self.figure, self.status]
         self.draw()
 
     # -- state ----------------------------------------------------------------------------

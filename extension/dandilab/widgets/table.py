@@ -15,7 +15,7 @@ import re
 import ipywidgets as W
 import numpy as np
 
-from .base import MUTED, View, shape_of, text_of
+from .base import MUTED, View, controls, shape_of, text_of
 
 __all__ = ["TablePager", "TableView"]
 
@@ -187,7 +187,7 @@ class TableView(View):
                             layout=W.Layout(width="220px"))
         self.query.observe(lambda ch: self.apply_filter(self.column.value, ch["new"]), "value")
         self.column.observe(lambda ch: self.apply_filter(ch["new"], self.query.value), "value")
-        self.children = [W.HBox([self.prev, self.next, self.column, self.query]), self.html,
+        self.children = [controls([self.prev, self.next, self.column, self.query]), self.html,
                          self.status]
         self.show_page(0)
 

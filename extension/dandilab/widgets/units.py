@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipywidgets as W
 import numpy as np
 
-from .base import Timer, View, small_array, text_of
+from .base import Timer, View, controls, small_array, text_of
 from .figure import Figure, bars, lines, ticks
 
 __all__ = ["UnitsData", "UnitsView", "align_columns", "group_columns", "psth"]
@@ -137,7 +137,7 @@ def group_columns(nwbfile) -> dict[str, object]:
 
 
 def _values(col):
-    data = small_array(col.data, 1 << 24)
+    data = small_array(col.data, 1 << 20)  # a trials table's column; not a huge epochs one
     if data is None:
         return None
     if data.dtype.kind in "OSU":
@@ -232,9 +232,9 @@ class UnitsView(View):
         self.length.observe(lambda ch: None if self._syncing else
                             self.set_window(self.t0, self.t0 + ch["new"]), "value")
         self.children = [
-            W.HBox([self.slider, self.length, *nav]), self.page, self.raster, self.rates,
-            W.HBox([self.unit_select, self.align, self.group_by]),
-            W.HBox([self.before, self.after, self.bin_size]),
+            controls([self.slider, self.length, *nav]), self.page, self.raster, self.rates,
+            controls([self.unit_select, self.align, self.group_by]),
+            controls([self.before, self.after, self.bin_size]),
             self.psth_fig, self.trial_raster, self.status,
         ]
         self.draw()
