@@ -241,7 +241,7 @@ def test_every_view_renders_on_demo_and_real_files(demo_hub, artifacts):
     real = (f"""
         real = NWBHDF5IO("{fixtures / '000006_sub-anm369963_ses-20170228.nwb'}", "r").read()
         rois = NWBHDF5IO("{fixtures / 'roiextractors_ophys_segmentation_nwb_test.nwb'}", "r").read()
-        show = [view_for(real.units), view_for(real.trials),
+        show = [view_for(real.units, group_by="trials.type"), view_for(real.trials),
                 view_for(rois.processing["ophys"]["ImageSegmentation"]["PlaneSegmentation"])]
         """ if fixtures.is_dir() else "show = []")
     with browser_page(viewport=(1500, 2600)) as page:
@@ -280,6 +280,9 @@ def test_every_view_renders_on_demo_and_real_files(demo_hub, artifacts):
         assert page.locator(".dandilab-error").count() == 0
         page.wait_for_timeout(500)
         page.screenshot(path=str(artifacts / "widgets-views.png"), full_page=True)
+        if fixtures.is_dir():  # the real units split by trials.type: PSTH and trial raster
+            page.locator(".dandilab-view").nth(2).screenshot(
+                path=str(artifacts / "widgets-units-split.png"))
 
 
 CLIPPED = """() => {

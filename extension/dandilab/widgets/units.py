@@ -378,5 +378,6 @@ class UnitsView(View):
         n = len(per_trial)
         self.trial_raster.show(layers, x_range=(-before, after), y_range=(-0.5, max(n, 1) - 0.5),
                                y_label=rows_label,
-                               title=f"{n} trials" + ("" if labels is None else
-                                                      " · " + " · ".join(self.legend)))
+                               title=f"{n} trial{'' if n == 1 else 's'}" + (
+                                   "" if labels is None else
+                                   " · " + " · ".join(self.legend)))
