@@ -289,7 +289,7 @@ CLIPPED = """() => {
     // every control of the explorer: a button whose text does not fit, a labelled control
     // narrower than its label (+ room for a value), a slider track shorter than 100 px
     const bad = [];
-    const root = document.querySelector(".dandilab-explorer");
+    for (const root of document.querySelectorAll(".dandilab-explorer")) {
     for (const b of root.querySelectorAll("button")) {
         if (!b.offsetParent) continue;
         if (b.scrollWidth > b.clientWidth + 1) bad.push("button " + b.textContent);
@@ -304,6 +304,7 @@ CLIPPED = """() => {
             bad.push("slider " + (label ? label.textContent : ""));
     }
     if (root.scrollWidth > root.clientWidth + 2) bad.push("explorer overflows");
+    }
     return bad;
 }"""
 
@@ -326,8 +327,8 @@ def test_ecephys_readable_pages_channels_fits_600px_and_dark_theme(demo_hub, art
         sign_in(page, demo_hub.url, demo_hub.key)
         page.wait_for_url(f"**/user/{USER}/lab**", timeout=180_000)
         put_notebook(page, demo_hub.url, "widgets-readable.ipynb",
-                     notebook(first_asset("ecephys"), "nwb"))
-        open_and_run(page, demo_hub.url, "widgets-readable.ipynb", 2)
+                     notebook(first_asset("ecephys"), "nwb", "nwb.units"))
+        open_and_run(page, demo_hub.url, "widgets-readable.ipynb", 3)
         figure = wait_drawn(page)
         wait_complete(page)
         status = page.locator(".dandilab-view .dandilab-message").first.inner_text()
@@ -356,7 +357,10 @@ def test_ecephys_readable_pages_channels_fits_600px_and_dark_theme(demo_hub, art
                                   .getBoundingClientRect().width - 600) < 4""", timeout=30_000)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(artifacts / "widgets-explorer-600px.png"), full_page=True)
+        assert page.locator(".dandilab-explorer").count() == 2  # the recording and the units
         assert page.evaluate(CLIPPED) == []
+        page.locator(".dandilab-explorer").nth(1).screenshot(
+            path=str(artifacts / "widgets-units-600px.png"))
 
         page.set_viewport_size({"width": 1400, "height": 1400})
         light_ink = figure.get_attribute("data-ink")
