@@ -386,3 +386,23 @@ def test_ecephys_readable_pages_channels_fits_600px_and_dark_theme(demo_hub, art
             page.screenshot(path=str(artifacts / "widgets-dark-theme.png"), full_page=True)
         finally:  # the theme is a user setting: the other tests see the light one
             set_theme(page, "JupyterLab Light")
+
+
+def test_session_fields_read_as_a_person_would(demo_hub, artifacts):
+    """The session's fields: dates, experimenters, keywords as values, never Python reprs
+    (``datetime.datetime(...)``, ``('Demo, Ada',)``) or "dataset 5 object"."""
+    with browser_page(viewport=(1400, 1200)) as page:
+        sign_in(page, demo_hub.url, demo_hub.key)
+        page.wait_for_url(f"**/user/{USER}/lab**", timeout=180_000)
+        put_notebook(page, demo_hub.url, "widgets-fields.ipynb", notebook(
+            first_asset("ecephys"),
+            "from dandilab.widgets.explorer import FieldsView\nFieldsView(nwb)"))
+        open_and_run(page, demo_hub.url, "widgets-fields.ipynb", 2)
+        fields = page.locator(".dandilab-fields").first
+        fields.wait_for(timeout=60_000)
+        text = fields.inner_text()
+        for repr_ in ("datetime.datetime", "('", "dataset ", "{}"):
+            assert repr_ not in text, (repr_, text)
+        assert "Demo, Ada" in text
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(artifacts / "widgets-session-fields.png"), full_page=True)

@@ -75,7 +75,7 @@ def _summary(value) -> str:
             return "none"
         keys = list(value)
         more = f" … ({len(keys)} in all)" if len(keys) > 8 else ""
-        return "{" + ", ".join(html.escape(str(k)) for k in keys[:8]) + more + "}"
+        return ", ".join(html.escape(str(k)) for k in keys[:8]) + more  # names, no braces
     if isinstance(value, (list, tuple)) and value and hasattr(value[0], "neurodata_type"):
         return f"{len(value)} × {_type(value[0])}"
     if hasattr(value, "id") and hasattr(value, "shape"):  # scalar dataset
