@@ -219,7 +219,7 @@ def test_read_ahead_follows_the_pan_and_is_fetched_once(files):
                        for c in range(2))
 
         # 0-2 s = samples 0-60 000: row 0; the next half window, 60 000-90 000, needs row 1
-        view = TimeSeriesView(es, window=2.0, bins=400).wait()
+        view = TimeSeriesView(es, window=2.0, channels=range(96), bins=400).wait()
         view.data.wait_prefetch()
         assert view.data._ahead_rows == {1} and view.data._cached(1, [0, 1])
         proxy.reset_stats()
@@ -256,7 +256,7 @@ def test_electrical_series_view_state_and_window(read):
 
     nwb = read("ecephys")
     es = nwb.acquisition["ElectricalSeries"]
-    view = TimeSeriesView(es, window=1.0, bins=500).wait()
+    view = TimeSeriesView(es, window=1.0, channels=range(96), bins=500).wait()
     assert view.error is None
     assert view.state == {"t0": 0.0, "t1": 1.0, "channels": list(range(96)), "gain": 1.0,
                           "bins": 500}
@@ -289,6 +289,71 @@ def test_electrical_series_view_state_and_window(read):
     view.wait()  # a drag in the browser
     assert (view.t0, view.t1) == (2.0, 2.25)
     assert "4 of 96 channels" in view.status.value
+
+
+def _probe_file(tmp_path, y):
+    """An ElectricalSeries of len(y) channels whose electrodes sit at rel_y = y; channel
+    c is a sine of amplitude 1 mV plus one 50 mV artefact on every channel."""
+    from datetime import UTC, datetime
+
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.ecephys import ElectricalSeries
+
+    nwb = NWBFile(session_description="probe", identifier="probe",
+                  session_start_time=datetime(2024, 1, 1, tzinfo=UTC))
+    dev = nwb.create_device(name="probe")
+    group = nwb.create_electrode_group(name="shank", description="s", location="CA1",
+                                       device=dev)
+    for v in y:
+        nwb.add_electrode(group=group, location="CA1", rel_x=0.0, rel_y=float(v))
+    region = nwb.create_electrode_table_region(list(range(len(y))), "all")
+    t = np.arange(2000) / 1000.0
+    data = np.sin(2 * np.pi * 5 * t)[:, None] * 1e-3 * np.ones((1, len(y)))
+    data[1000, :] = 50e-3
+    nwb.add_acquisition(ElectricalSeries(name="es", data=data, electrodes=region, rate=1000.0))
+    path = tmp_path / "probe.nwb"
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    return path
+
+
+def test_ecephys_opens_on_a_readable_group_of_channels_in_depth_order(read, tmp_path):
+    """Hundreds of channels stacked are a solid texture: the view opens on 32 channels,
+    the first in depth order (rel_y), spaced by the signal's robust amplitude (one
+    artefact does not spread them), and pages through groups."""
+    from dandilab.widgets.series import TimeSeriesView
+
+    es = read("ecephys").acquisition["ElectricalSeries"]
+    view = TimeSeriesView(es, window=1.0, bins=300).wait()
+    assert view.error is None and len(view.channels) == 32 == view.group
+    depth = np.asarray(es.electrodes.table["rel_y"].data[:])
+    assert sorted(depth[view.channels]) == sorted(np.sort(depth)[:32])
+    assert "32 of 96 channels" in view.status.value
+    assert "by rel_y" in view.figure.y_label
+    view.page_channels(1)
+    view.wait()
+    assert view.channels.tolist() == sorted(view.order[32:64].tolist())
+    view.page_channels(1)
+    view.page_channels(1)  # past the end: the last group
+    view.wait()
+    assert view.channels.tolist() == sorted(view.order[64:96].tolist())
+    assert view.channel_text.value == view._channels_text()
+    view.channel_buttons[0].click()  # "▲ channels": the previous group
+    view.wait()
+    assert view.channels.tolist() == sorted(view.order[32:64].tolist())
+
+    # depth order (not channel order) from the bottom of the plot up; spacing robust
+    y = [300.0, 0.0, 100.0, 200.0, 20.0, 40.0]
+    nwb = read(_probe_file(tmp_path, y))
+    view = TimeSeriesView(nwb.acquisition["es"], bins=200).wait()
+    assert view.order.tolist() == [1, 4, 5, 2, 3, 0]
+    offsets = arr(view.figure.layers[0]["offsets"], np.float32)
+    assert np.argsort(offsets).tolist() == [1, 4, 5, 2, 3, 0]
+    spacing = offsets.max() / 5
+    assert view._unit == "µV"  # the sine's 2 mV peak to peak, not the 50 mV artefact
+    assert 1500 <= spacing <= 2500, spacing
+    ticks = {label: v for v, label in view.figure.y_ticks}
+    assert ticks["1"] < ticks["4"] < ticks["0"]
 
 
 def test_time_axis_of_timestamps_bisects_lazily(tmp_path):
@@ -348,6 +413,100 @@ def test_units_raster_rates_and_psth(read):
     assert view.state["t0"] == pytest.approx(first - 0.04 + 1.0)  # starts 2 % before
     view.raster._on_message(view.raster, {"type": "click", "x": 1.0, "y": 4.1}, [])
     assert view.unit_select.value == 4  # a click on a raster row picks that unit
+
+
+def test_units_raster_navigates_in_time_and_psth_splits_by_condition(read):
+    """The raster has a start slider, a window length and pan buttons (kept within the
+    recording); the PSTH and a trial raster split by a trials column of few values."""
+    from dandilab.widgets.units import UnitsView, psth
+
+    nwb = read("ecephys")
+    view = UnitsView(nwb.units, window=2.0).wait()
+    _first, last = view.data.span
+    view.slider.value = 3.0
+    view.wait()
+    assert (view.t0, view.t1) == (3.0, 5.0)
+    x = arr(view.raster.layers[0]["x"], np.float64)
+    assert len(x) and (x >= 3.0).all() and (x < 5.0).all()
+    view.length.value = 1.0
+    view.wait()
+    assert view.t1 - view.t0 == pytest.approx(1.0)
+    view.set_window(last + 100, last + 101)  # past the end: the last window
+    view.wait()
+    assert view.t1 == pytest.approx(last + 0.02) and view.slider.value == view.t0
+    assert "trials.condition" in view.group_by.options
+    assert "trials.contrast" in view.group_by.options  # a few contrast levels
+    view.unit_select.value = 2
+    view.group_by.value = "trials.condition"
+    view.wait()
+    cond = np.array([c.decode() if isinstance(c, bytes) else c
+                     for c in nwb.trials["condition"][:]])
+    start = nwb.trials["start_time"][:]
+    spikes = np.asarray(nwb.units["spike_times"][2])
+    assert set(view.psth_groups) == {"left", "right"}
+    for side in ("left", "right"):
+        _e, rate, _t = psth(spikes, start[cond == side], 0.5, 1.0, 0.02)
+        np.testing.assert_allclose(view.psth_groups[side][1], rate)
+        assert view.psth_groups[side][2] == (cond == side).sum()
+    assert len(view.psth_fig.layers) == 3  # two conditions and the event line
+    assert view.psth_fig.title.endswith("by condition")
+    rows = np.concatenate([arr(L["row"], np.int32) for L in view.trial_raster.layers])
+    assert len(view.trial_raster.layers) == 2 and rows.max() < len(start)
+    assert "left: blue" in view.trial_raster.title
+    view.group_by.value = "(none)"
+    view.wait()
+    assert view.psth_groups == {} and view.psth_fig.layers[0]["kind"] == "bars"
+
+
+def test_fields_read_as_a_person_would(tmp_path, read):
+    """Dates, lists of names, empty dicts and tiny datasets are shown as values, never as
+    Python reprs or dataset shapes."""
+    from datetime import UTC, datetime
+
+    from dandilab.widgets.explorer import FieldsView
+    from dandilab.widgets.table import _cell
+    from pynwb import NWBHDF5IO, NWBFile
+
+    nwb = NWBFile(session_description="s", identifier="x",
+                  session_start_time=datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC),
+                  experimenter=["Demo, Ada", "Lovelace, Ada"],
+                  keywords=["CA1", "mouse", "a", "b", "c"])
+    with NWBHDF5IO(str(tmp_path / "f.nwb"), "w") as io:
+        io.write(nwb)
+    rows = dict(FieldsView(read(tmp_path / "f.nwb")).rows)
+    text = " ".join(rows.values())
+    assert "datetime" not in text and "('" not in text and "dataset" not in text, text
+    assert rows["session_start_time"] == "2024-05-06 07:08:09+00:00"
+    assert rows["experimenter"] == "Demo, Ada; Lovelace, Ada"
+    assert rows["keywords"] == "CA1, mouse, a, b, c"
+    assert rows["file_create_date"].startswith("20") and "[" not in rows["file_create_date"]
+    from dandilab.widgets.explorer import _summary
+
+    assert _summary({}) == "none" and _cell({}) == "none"
+    assert _summary({"a": 1, "b": 2}) == "a, b"
+    assert _cell({"a": 1.5}) == "a: 1.5"
+
+
+def test_dff_traces_are_labelled_and_behaviour_opens_on_the_trajectory(read):
+    from dandilab.widgets import NWBExplorer
+    from dandilab.widgets.imaging import PlaneSegmentationView, trace_label
+    from dandilab.widgets.series import TimeSeriesView
+
+    nwb = read("ophys")
+    ophys = nwb.processing["ophys"]
+    dff = ophys["DfOverF"].roi_response_series[next(iter(ophys["DfOverF"].roi_response_series))]
+    assert dff.unit == "n.a." and trace_label(dff) == "ΔF/F"
+    view = TimeSeriesView(dff, channels=[0]).wait()
+    assert view.figure.y_label.endswith("(ΔF/F)") and "n.a." not in view.figure.y_label
+    ps = PlaneSegmentationView(ophys["ImageSegmentation"]["PlaneSegmentation"]).wait()
+    names = [s.parent.name for s in ps.series]
+    ps.series_pick.value = names.index("DfOverF")
+    ps.select(0)
+    ps.wait()
+    assert ps.trace.y_label == "ΔF/F"
+    explorer = NWBExplorer(read("behavior"))
+    assert explorer.select.value.endswith("Position/SpatialSeriesPosition")
+    assert type(explorer.view).__name__ == "SpatialSeriesView"
 
 
 # -- tables ----------------------------------------------------------------------------------
@@ -596,7 +755,8 @@ def test_remote_window_fetches_its_chunks_and_little_else(files, tmp_path):
                        for c in range(2))
 
         proxy.reset_stats()
-        view = TimeSeriesView(es, window=1.0, bins=800, prefetch=False).wait()
+        view = TimeSeriesView(es, window=1.0, channels=range(96), bins=800,
+                              prefetch=False).wait()
         first = proxy.reset_stats()
         assert view.error is None and view.last.chunk_bytes == stored(0)
         assert first["bytes"] <= 1.5 * stored(0), (first, stored(0))

@@ -195,9 +195,12 @@ def test_ecephys_explorer_draws_and_pans(demo_hub, artifacts):
             page.wait_for_function("""() => !!document.querySelector(".dandilab-figure")
                                        .dataset.loading""", timeout=10_000, polling=20)
             page.screenshot(path=str(artifacts / "widgets-ecephys-loading.png"), full_page=True)
+        # 10 s, or the whole recording when it is shorter (the small demo's is 2 s)
         page.wait_for_function("""() => {
             const r = JSON.parse(document.querySelector(".dandilab-figure").dataset.xRange);
-            return r[1] - r[0] > 9.9; }""", timeout=120_000)
+            const box = document.querySelectorAll(".dandilab-view input[type='number']")[0];
+            return r[1] - r[0] > Math.min(9.9, Number(box.max || 1e9) * 0.99); }""",
+                               timeout=120_000)
         wait_complete(page)
         seen = page.evaluate("() => window.__loading")
         assert seen and seen[-1] == "", seen
@@ -238,7 +241,7 @@ def test_every_view_renders_on_demo_and_real_files(demo_hub, artifacts):
     real = (f"""
         real = NWBHDF5IO("{fixtures / '000006_sub-anm369963_ses-20170228.nwb'}", "r").read()
         rois = NWBHDF5IO("{fixtures / 'roiextractors_ophys_segmentation_nwb_test.nwb'}", "r").read()
-        show = [view_for(real.units), view_for(real.trials),
+        show = [view_for(real.units, group_by="trials.type"), view_for(real.trials),
                 view_for(rois.processing["ophys"]["ImageSegmentation"]["PlaneSegmentation"])]
         """ if fixtures.is_dir() else "show = []")
     with browser_page(viewport=(1500, 2600)) as page:
@@ -277,3 +280,129 @@ def test_every_view_renders_on_demo_and_real_files(demo_hub, artifacts):
         assert page.locator(".dandilab-error").count() == 0
         page.wait_for_timeout(500)
         page.screenshot(path=str(artifacts / "widgets-views.png"), full_page=True)
+        if fixtures.is_dir():  # the real units split by trials.type: PSTH and trial raster
+            page.locator(".dandilab-view").nth(2).screenshot(
+                path=str(artifacts / "widgets-units-split.png"))
+
+
+CLIPPED = """() => {
+    // every control of the explorer: a button whose text does not fit, a labelled control
+    // narrower than its label (+ room for a value), a slider track shorter than 100 px
+    const bad = [];
+    for (const root of document.querySelectorAll(".dandilab-explorer")) {
+    for (const b of root.querySelectorAll("button")) {
+        if (!b.offsetParent) continue;
+        if (b.scrollWidth > b.clientWidth + 1) bad.push("button " + b.textContent);
+    }
+    for (const w of root.querySelectorAll(".widget-inline-hbox")) {
+        if (!w.offsetParent) continue;
+        const label = w.querySelector(".widget-label");
+        const lw = label && label.textContent ? label.scrollWidth : 0;
+        if (w.getBoundingClientRect().width < lw + 40) bad.push("control " + label.textContent);
+        const track = w.querySelector(".slider-container, .noUi-target");
+        if (track && track.getBoundingClientRect().width < 100)
+            bad.push("slider " + (label ? label.textContent : ""));
+    }
+    if (root.scrollWidth > root.clientWidth + 2) bad.push("explorer overflows");
+    }
+    return bad;
+}"""
+
+
+def set_theme(page, name: str) -> None:
+    """JupyterLab's own menu: Settings > Theme > ``name``."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+    page.locator(".lm-Menu-itemLabel", has_text=name).first.click()
+    light = "false" if "Dark" in name else "true"
+    page.wait_for_function(f"""() => document.body.dataset.jpThemeLight === "{light}" """,
+                           timeout=60_000)
+
+
+def test_ecephys_readable_pages_channels_fits_600px_and_dark_theme(demo_hub, artifacts):
+    """The ecephys view opens on a readable group of channels with buttons to page through
+    them; at a 600 px notebook (the DANDI panel beside it) no control is clipped; in
+    JupyterLab's dark theme the canvas ink is light."""
+    with browser_page(viewport=(1400, 1400)) as page:
+        sign_in(page, demo_hub.url, demo_hub.key)
+        page.wait_for_url(f"**/user/{USER}/lab**", timeout=180_000)
+        put_notebook(page, demo_hub.url, "widgets-readable.ipynb",
+                     notebook(first_asset("ecephys"), "nwb", "nwb.units"))
+        open_and_run(page, demo_hub.url, "widgets-readable.ipynb", 3)
+        figure = wait_drawn(page)
+        wait_complete(page)
+        status = page.locator(".dandilab-view .dandilab-message").first.inner_text()
+        shown, total = map(int, re.search(r"(\d+) of (\d+) channels", status).groups())
+        assert shown == min(32, total), status
+        for label in ("▲ channels", "channels ▼"):  # the way through the other channels
+            assert page.locator(".dandilab-view button", has_text=label).count() == 1
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts / "widgets-ecephys-readable.png"), full_page=True)
+        channels = page.locator(".dandilab-view input[type='text']").first
+        before = channels.input_value()
+        if total > shown:
+            draws = int(figure.get_attribute("data-draws"))
+            page.locator(".dandilab-view button", has_text="channels ▼").first.click()
+            page.wait_for_function("""n => Number(document.querySelector(".dandilab-figure")
+                                       .dataset.draws) > n""", arg=draws, timeout=60_000)
+            page.wait_for_function("""v => document.querySelector(
+                ".dandilab-view input[type='text']").value !== v""", arg=before, timeout=30_000)
+            wait_complete(page)
+
+        # 600 px of notebook: shrink the window by what the notebook has beyond 600 px
+        width = page.evaluate("""() => document.querySelector(".jp-NotebookPanel")
+                                       .getBoundingClientRect().width""")
+        page.set_viewport_size({"width": int(1400 - (width - 600)), "height": 1400})
+        page.wait_for_function("""() => Math.abs(document.querySelector(".jp-NotebookPanel")
+                                  .getBoundingClientRect().width - 600) < 4""", timeout=30_000)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(artifacts / "widgets-explorer-600px.png"), full_page=True)
+        assert page.locator(".dandilab-explorer").count() == 2  # the recording and the units
+        assert page.evaluate(CLIPPED) == []
+        page.locator(".dandilab-explorer").nth(1).screenshot(
+            path=str(artifacts / "widgets-units-600px.png"))
+
+        page.set_viewport_size({"width": 1400, "height": 1400})
+        light_ink = figure.get_attribute("data-ink")
+        try:
+            set_theme(page, "JupyterLab Dark")
+            page.wait_for_function("""i => document.querySelector(".dandilab-figure")
+                                       .dataset.ink !== i""", arg=light_ink, timeout=30_000)
+            ink = figure.get_attribute("data-ink")
+            rgb = [float(v) for v in re.findall(r"[\d.]+", ink)[:3]] if "rgb" in ink else \
+                [int(ink.lstrip("#")[k:k + 2], 16) for k in (0, 2, 4)]
+            assert min(rgb) > 150, ink  # light text on the dark background
+            # the axis labels really are drawn in it: bright pixels on the canvas
+            bright = page.evaluate("""() => {
+                const c = document.querySelector(".dandilab-figure canvas");
+                const d = c.getContext("2d").getImageData(0, 0, 60, c.height).data;
+                let n = 0;
+                for (let k = 0; k < d.length; k += 4)
+                    if (d[k + 3] > 200 && d[k] > 180 && d[k + 1] > 180 && d[k + 2] > 180) n++;
+                return n;
+            }""")
+            assert bright > 50, bright
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(artifacts / "widgets-dark-theme.png"), full_page=True)
+        finally:  # the theme is a user setting: the other tests see the light one
+            set_theme(page, "JupyterLab Light")
+
+
+def test_session_fields_read_as_a_person_would(demo_hub, artifacts):
+    """The session's fields: dates, experimenters, keywords as values, never Python reprs
+    (``datetime.datetime(...)``, ``('Demo, Ada',)``) or "dataset 5 object"."""
+    with browser_page(viewport=(1400, 1200)) as page:
+        sign_in(page, demo_hub.url, demo_hub.key)
+        page.wait_for_url(f"**/user/{USER}/lab**", timeout=180_000)
+        put_notebook(page, demo_hub.url, "widgets-fields.ipynb", notebook(
+            first_asset("ecephys"),
+            "from dandilab.widgets.explorer import FieldsView\nFieldsView(nwb)"))
+        open_and_run(page, demo_hub.url, "widgets-fields.ipynb", 2)
+        fields = page.locator(".dandilab-fields").first
+        fields.wait_for(timeout=60_000)
+        text = fields.inner_text()
+        for repr_ in ("datetime.datetime", "('", "dataset ", "{}"):
+            assert repr_ not in text, (repr_, text)
+        assert "Demo, Ada" in text
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(artifacts / "widgets-session-fields.png"), full_page=True)

@@ -11,7 +11,9 @@ import traceback
 import ipywidgets as W
 import numpy as np
 
-__all__ = ["Loader", "View", "message_html", "shape_of", "small_array", "text_of"]
+MUTED = "var(--jp-ui-font-color2, #555)"  # secondary text, in the light and dark themes
+
+__all__ = ["MUTED", "Loader", "View", "controls", "message_html", "shape_of", "small_array", "text_of"]
 
 SMALL = 2_000_000  # bytes: a dataset at most this big may be read whole (tables' columns...)
 
@@ -59,8 +61,28 @@ class Loader:
             raise TimeoutError(f"the view did not finish loading within {timeout} s")
 
 
+def controls(children) -> W.HBox:
+    """A row of controls that wraps onto more lines when narrow (the DANDI panel beside
+    the notebook leaves ~600 px): a control keeps its width (no button cut to "▶...");
+    a slider given as a share of the row grows but never below 300 px (never a dot)."""
+    for c in children:
+        width = c.layout.width or ""
+        if width.endswith("%"):
+            c.layout.width = "auto"
+            c.layout.flex = "1 1 420px"
+            c.layout.min_width = "300px"
+        else:
+            c.layout.flex = "0 0 auto"
+        c.layout.max_width = "100%"
+    return W.HBox(children, layout=W.Layout(flex_flow="row wrap", align_items="center",
+                                            width="100%"))
+
+
 def message_html(text: str, kind: str = "info") -> str:
-    color = {"info": "#555", "warning": "#8a5a00", "error": "#a00"}[kind]
+    # JupyterLab's theme colours (the dark theme too), the light ones where there is none
+    color = {"info": "var(--jp-ui-font-color2, #555)",
+             "warning": "var(--jp-warn-color0, #8a5a00)",
+             "error": "var(--jp-error-color1, #a00)"}[kind]
     return (f'<div class="dandilab-message dandilab-{kind}" style="color:{color};'
             f'padding:4px 0">{html.escape(text)}</div>')
 

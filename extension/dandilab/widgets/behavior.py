@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipywidgets as W
 import numpy as np
 
-from .base import Timer, View, text_of
+from .base import MUTED, Timer, View, controls, text_of
 from .chunks import ChunkedSeries
 from .figure import Figure, envelope, lines, points
 from .series import TimeAxis
@@ -53,9 +53,9 @@ class SpatialSeriesView(View):
         self.length.observe(lambda ch: None if getattr(self, "_syncing", False) else
                             self.set_window(self.t0, self.t0 + ch["new"]), "value")
         ref = text_of(getattr(series, "reference_frame", "") or "")
-        self.children = [W.HBox([self.slider, self.length]),
+        self.children = [controls([self.slider, self.length]),
                          *([self.trajectory] if square else []), self.over_time,
-                         W.HTML(f'<div style="color:#555">reference frame: {ref}</div>' if ref
+                         W.HTML(f'<div style="color:{MUTED}">reference frame: {ref}</div>' if ref
                                 else ""), self.status]
         self.draw()
 

@@ -7,12 +7,13 @@ an exception in the notebook.
 
 from __future__ import annotations
 
+import datetime
 import html
 
 import ipywidgets as W
 import numpy as np
 
-from .base import View, message_html, nbytes_of, shape_of, text_of
+from .base import MUTED, View, message_html, nbytes_of, shape_of, text_of
 
 __all__ = ["FieldsView", "NWBExplorer", "tree", "view_for"]
 
@@ -26,10 +27,40 @@ def _isa(obj, *names: str) -> bool:
     return any(c.__name__ in names for c in type(obj).__mro__)
 
 
+TINY = 20  # elements: a dataset this small is shown by its values, not its shape
+
+
+def _plain(value) -> str:
+    """A value as a person reads it: dates without ``datetime.datetime(...)``, names
+    without tuple brackets, bytes decoded."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, (list, tuple, np.ndarray)) and not (
+            isinstance(value, np.ndarray) and value.ndim != 1):
+        items = [_plain(v) for v in value]
+        # names often hold a comma themselves ("Last, First"): a semicolon between them
+        sep = "; " if any("," in v for v in items) else ", "
+        return sep.join(items) if items else "none"
+    return text_of(value)
+
+
 def _summary(value) -> str:
     shape = shape_of(value) if hasattr(value, "shape") else None
     if shape is not None and hasattr(value, "dtype") and (len(shape) > 0):
         size = nbytes_of(value)
+        n = int(np.prod(shape))
+        if len(shape) == 1 and n <= TINY:
+            try:  # tiny: the values themselves
+                return html.escape(_plain(np.asarray(value[()] if hasattr(value, "id")
+                                                     else value))) or "none"
+            except Exception:  # noqa: BLE001, S110 - unreadable: described by its shape
+                pass
         where = ""
         if hasattr(value, "id") and hasattr(value, "chunks"):
             where = f", chunks {value.chunks}" if value.chunks else ", contiguous"
@@ -40,9 +71,11 @@ def _summary(value) -> str:
     if hasattr(value, "neurodata_type") or hasattr(value, "object_id"):
         return f"{_type(value)} <b>{html.escape(getattr(value, 'name', ''))}</b>"
     if isinstance(value, dict):
+        if not value:
+            return "none"
         keys = list(value)
         more = f" … ({len(keys)} in all)" if len(keys) > 8 else ""
-        return "{" + ", ".join(html.escape(str(k)) for k in keys[:8]) + more + "}"
+        return ", ".join(html.escape(str(k)) for k in keys[:8]) + more  # names, no braces
     if isinstance(value, (list, tuple)) and value and hasattr(value[0], "neurodata_type"):
         return f"{len(value)} × {_type(value[0])}"
     if hasattr(value, "id") and hasattr(value, "shape"):  # scalar dataset
@@ -50,8 +83,10 @@ def _summary(value) -> str:
             value = value[()]
         except Exception:  # noqa: BLE001 - an unreadable scalar is only named
             return "scalar dataset"
-    text = text_of(value) if not isinstance(value, np.ndarray) else np.array2string(
-        value, threshold=12, edgeitems=3)
+    if isinstance(value, np.ndarray) and (value.ndim > 1 or value.size > TINY):
+        text = np.array2string(value, threshold=12, edgeitems=3)
+    else:
+        text = _plain(value)
     text = text if len(text) < 400 else text[:400] + " …"
     return html.escape(text)
 
@@ -75,7 +110,7 @@ class FieldsView(View):
                 rows.append((html.escape(name), _summary(value)))
             except Exception as e:  # noqa: BLE001 - one odd field must not hide the others
                 rows.append((html.escape(name), f"(unreadable: {html.escape(type(e).__name__)})"))
-        body = "".join(f"<tr><td style='padding:2px 10px 2px 0;vertical-align:top;color:#555'>"
+        body = "".join(f"<tr><td style='padding:2px 10px 2px 0;vertical-align:top;color:{MUTED}'>"
                        f"{k}</td><td>{v}</td></tr>" for k, v in rows)
         self.rows = rows
         self.html = W.HTML(f"<table class='dandilab-fields' style='font-size:12px'>{body}</table>")
@@ -221,6 +256,13 @@ _FIRST = ("ElectricalSeries", "TwoPhotonSeries", "OnePhotonSeries", "ImageSeries
           "PlaneSegmentation", "SpatialSeries", "Units", "TimeSeries", "TimeIntervals")
 
 
+def _is_trajectory(obj) -> bool:
+    """An x/y (or x/y/z) position: what a behaviour file is first looked at for, not a
+    heading angle (a 1-column SpatialSeries of CompassDirection)."""
+    shape = shape_of(getattr(obj, "data", None)) or ()
+    return len(shape) == 2 and shape[1] >= 2 and shape[0] > 0
+
+
 class NWBExplorer(W.HBox):
     """A tree of ``nwbfile`` on the left, the selected object's view on the right.
 
@@ -251,14 +293,18 @@ class NWBExplorer(W.HBox):
         options = [("   " * depth + ("▸ " if obj is None else "") + label, path)
                    for path, label, obj, depth in self.rows]
         self.select = W.Select(options=options, rows=min(28, max(8, len(options))),
-                               layout=W.Layout(width=tree_width, font_family="monospace"))
+                               layout=W.Layout(width=tree_width, font_family="monospace",
+                                               flex="0 1 auto", min_width="180px",
+                                               max_width="100%"))
         self.select.add_class("dandilab-tree")
         self.header = W.HTML()
         self.pane = W.VBox(layout=W.Layout(flex="1 1 auto", min_width="0"))
         self.views: dict[str, View] = {}
         self.view: View | None = None
+        # narrower than the tree and 520 px of plots: the view goes under the tree
         self.children = [self.select, W.VBox([self.header, self.pane],
-                                             layout=W.Layout(flex="1 1 auto", min_width="0"))]
+                                             layout=W.Layout(flex="1 1 520px", min_width="0"))]
+        self.layout.flex_flow = "row wrap"
         self.add_class("dandilab-explorer")
         self.select.observe(lambda ch: self.show(ch["new"]), "value")
         self.select.value = select if select in self.by_path else self._default()
@@ -266,7 +312,8 @@ class NWBExplorer(W.HBox):
     def _default(self) -> str:
         for t in _FIRST:
             for path, _label, obj, _d in self.rows:
-                if obj is not None and _isa(obj, t) and path != "session":
+                if obj is not None and _isa(obj, t) and path != "session" and (
+                        t != "SpatialSeries" or _is_trajectory(obj)):
                     return path
         return "session"
 
@@ -282,7 +329,7 @@ class NWBExplorer(W.HBox):
         self.view = self.views[path]
         desc = text_of(getattr(obj, "description", "") or "")
         self.header.value = (f"<b>{html.escape(path)}</b> · {html.escape(_type(obj))}"
-                             + (f"<div style='color:#555'>{html.escape(desc[:300])}</div>"
+                             + (f"<div style='color:{MUTED}'>{html.escape(desc[:300])}</div>"
                                 if desc and desc != "no description" else ""))
         self.pane.children = [self.view]
         if self.select.value != path:

@@ -49,6 +49,20 @@ function colormap(name) {
   return lut;
 }
 
+// Ink from JupyterLab's theme (CSS variables), so that the dark theme shows the axes and
+// traces; the fallbacks are the light theme's, for a page without JupyterLab's styles.
+function themeInk(node) {
+  const css = getComputedStyle(node);
+  const v = (name, fallback) => (css.getPropertyValue(name) || "").trim() || fallback;
+  return {
+    text: v("--jp-ui-font-color1", "#333"),
+    muted: v("--jp-ui-font-color2", "#555"),
+    axis: v("--jp-border-color1", "#888"),
+    trace: v("--jp-content-font-color1", "#1f3a5f"),
+    font: v("--jp-ui-font-family", "sans-serif"),
+  };
+}
+
 function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "dandilab-figure";
@@ -65,6 +79,7 @@ function render({ model, el }) {
   let zoomPreview = null; // [x0, x1] while the wheel turns
   let wheelTimer = null;
   let imageCache = new Map(); // layer index -> offscreen canvas of an image layer
+  let ink = themeInk(el);
 
   const plot = () => {
     const w = canvas.clientWidth, h = model.get("height");
@@ -89,7 +104,7 @@ function render({ model, el }) {
     const colors = L.colors || null;
     ctx.lineWidth = 1;
     for (let ch = 0; ch < nch; ch++) {
-      ctx.strokeStyle = colors ? colors[ch % colors.length] : (L.color || "#1f3a5f");
+      ctx.strokeStyle = colors ? colors[ch % colors.length] : (L.color || ink.trace);
       ctx.beginPath();
       const base = ch * n, o = off[ch];
       let pen = false; // bins not read yet (NaN) break the trace
@@ -134,7 +149,7 @@ function render({ model, el }) {
     const [c, d] = yr(), hgt = Math.max(1, (p.h / (d - c || 1)) * 0.8);
     ctx.lineWidth = 1;
     ctx.beginPath();
-    ctx.strokeStyle = L.color || "#222";
+    ctx.strokeStyle = L.color || ink.trace;
     for (let i = 0; i < x.length; i++) {
       const px = sx(x[i], p), py = sy(row[i], p);
       ctx.moveTo(px, py - hgt / 2); ctx.lineTo(px, py + hgt / 2);
@@ -197,8 +212,8 @@ function render({ model, el }) {
   }
 
   function drawAxes(p) {
-    ctx.strokeStyle = "#888"; ctx.fillStyle = "#333"; ctx.lineWidth = 1;
-    ctx.font = "11px sans-serif";
+    ctx.strokeStyle = ink.axis; ctx.fillStyle = ink.text; ctx.lineWidth = 1;
+    ctx.font = "11px " + ink.font;
     ctx.strokeRect(p.x, p.y, p.w, p.h);
     const [a, b] = xr();
     ctx.textAlign = "center"; ctx.textBaseline = "top";
@@ -225,12 +240,13 @@ function render({ model, el }) {
     ctx.translate(12, p.y + p.h / 2); ctx.rotate(-Math.PI / 2);
     ctx.textAlign = "center"; ctx.fillText(model.get("y_label"), 0, 0);
     ctx.restore();
-    ctx.textAlign = "left"; ctx.textBaseline = "top"; ctx.font = "bold 12px sans-serif";
+    ctx.textAlign = "left"; ctx.textBaseline = "top"; ctx.font = "bold 12px " + ink.font;
     ctx.fillText(model.get("title"), p.x, 4);
   }
 
   function draw() {
     const t0 = performance.now();
+    ink = themeInk(el);
     const dpr = window.devicePixelRatio || 1;
     const w = root.clientWidth || 800, h = model.get("height");
     if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
@@ -254,7 +270,7 @@ function render({ model, el }) {
     drawAxes(p);
     const msg = model.get("message");
     if (msg) {
-      ctx.font = "13px sans-serif"; ctx.fillStyle = "#555"; ctx.textAlign = "center";
+      ctx.font = "13px " + ink.font; ctx.fillStyle = ink.muted; ctx.textAlign = "center";
       ctx.textBaseline = "middle"; ctx.fillText(msg, p.x + p.w / 2, p.y + p.h / 2);
     }
     const loading = model.get("loading");
@@ -272,6 +288,7 @@ function render({ model, el }) {
     root.dataset.layers = String(model.get("layers").length);
     root.dataset.message = model.get("message");
     root.dataset.loading = loading;
+    root.dataset.ink = ink.text;
     model.set("render_ms", ms);
     model.set("draws", model.get("draws") + 1);
     model.set("width", Math.round(p.w));
@@ -333,9 +350,14 @@ function render({ model, el }) {
 
   const ro = new ResizeObserver(() => draw());
   ro.observe(root);
+  // a theme switch changes the CSS variables, not this widget: redraw in the new ink
+  const themeWatch = new MutationObserver(() => draw());
+  themeWatch.observe(document.body, { attributes: true,
+    attributeFilter: ["data-jp-theme-name", "data-jp-theme-light"] });
   draw();
   return () => {
     ro.disconnect();
+    themeWatch.disconnect();
     window.removeEventListener("mousemove", onMove);
     window.removeEventListener("mouseup", onUp);
   };

@@ -57,9 +57,12 @@ def points(x, y, *, color: str | None = None, size: float = 3) -> dict:
             "color": color or "#d62728", "size": float(size)}
 
 
-def ticks(x, row, *, color: str = "#222") -> dict:
-    return {"kind": "ticks", "x": _buf(x, np.float64), "row": _buf(row, np.int32),
-            "color": color}
+def ticks(x, row, *, color: str | None = None) -> dict:
+    """No ``color``: the theme's ink (dark on light, light on dark)."""
+    layer = {"kind": "ticks", "x": _buf(x, np.float64), "row": _buf(row, np.int32)}
+    if color:
+        layer["color"] = color
+    return layer
 
 
 def bars(edges, heights, *, color: str | None = None) -> dict:

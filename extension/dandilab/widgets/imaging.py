@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipywidgets as W
 import numpy as np
 
-from .base import Timer, View, nbytes_of, shape_of, text_of
+from .base import Timer, View, controls, nbytes_of, shape_of, text_of
 from .figure import Figure, envelope, image
 from .series import TimeAxis
 
@@ -15,6 +15,20 @@ __all__ = ["ImageSeriesView", "ImageView", "PlaneSegmentationView", "contrast_li
            "roi_labels"]
 
 MAX_MASK_BYTES = 512 * 1024 * 1024  # image masks larger than this are not read whole
+
+
+def trace_label(series) -> str:
+    """The y label of an ROI trace: "ΔF/F" in a DfOverF container, else the series' unit
+    (a placeholder unit such as "n.a." says nothing: then the container's kind)."""
+    parent = getattr(series, "parent", None)
+    kind = type(parent).__name__ if parent is not None else ""
+    unit = text_of(getattr(series, "unit", "") or "").strip()
+    if kind == "DfOverF":
+        return "ΔF/F" if unit.lower() in ("", "n.a.", "n/a", "na", "none", "no unit") \
+            else f"ΔF/F ({unit})"
+    if unit.lower() in ("", "n.a.", "n/a", "na", "none", "no unit"):
+        return "fluorescence (a.u.)" if kind == "Fluorescence" else "value"
+    return unit
 
 
 def contrast_limits(frame: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
@@ -54,7 +68,7 @@ class _FrameFigure(View):
         self.cmap.observe(lambda ch: setattr(self.figure, "cmap", ch["new"]), "value")
         self.auto.on_click(lambda _b: self.auto_contrast())
         self._sample = None
-        return W.HBox([self.vrange, self.levels, self.cmap, self.auto])
+        return controls([self.vrange, self.levels, self.cmap, self.auto])
 
     def limits(self) -> tuple[float, float]:
         """(vmin, vmax): the slider's percentiles of the frame shown."""
@@ -139,7 +153,7 @@ class ImageSeriesView(_FrameFigure):
             buttons.append(b)
         self.index = index
         contrast = self._contrast_widgets()
-        self.children = [W.HBox([self.slider, *buttons, self.time]), contrast, self.figure,
+        self.children = [controls([self.slider, *buttons, self.time]), contrast, self.figure,
                          self.status]
         self._shown_once = False
         self.show_frame(index)
@@ -280,7 +294,7 @@ class PlaneSegmentationView(_FrameFigure):
             description="trace of", layout=W.Layout(width="380px"))
         self.series_pick.observe(lambda ch: self.select(self.selected), "value")
         contrast = self._contrast_widgets()
-        self.children = [contrast, self.figure, W.HBox([self.roi, self.series_pick]),
+        self.children = [contrast, self.figure, controls([self.roi, self.series_pick]),
                          self.trace, self.status]
         self.selected = -1
         self.labels = None
@@ -359,4 +373,4 @@ class PlaneSegmentationView(_FrameFigure):
         self.trace.show([envelope(x, lo, hi, [0.0], color="#d62728")], x_range=(a, b),
                         y_range=(ymin - pad, ymax + pad),
                         title=f"ROI {k} ({text_of(self.obj.id.data[k])}) · {s.name}",
-                        y_label=text_of(getattr(s, "unit", "") or ""))
+                        y_label=trace_label(s))

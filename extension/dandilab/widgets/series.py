@@ -21,7 +21,7 @@ import time
 import ipywidgets as W
 import numpy as np
 
-from .base import Timer, View, text_of
+from .base import Timer, View, controls, text_of
 from .chunks import ChunkedSeries
 from .figure import Figure, envelope
 
@@ -103,9 +103,38 @@ def parse_channels(text: str, n: int) -> list[int]:
     return sorted(set(out))
 
 
+def _depth_column(series) -> str:
+    table = getattr(getattr(series, "electrodes", None), "table", None)
+    names = set(getattr(table, "colnames", ()) or ())
+    return next((c for c in ("rel_y", "y") if c in names), "")
+
+
+def _depths(series, n_channels: int):
+    """Each channel's position along the probe (``rel_y``, else ``y``, of its electrodes
+    row), or None when the table has neither or cannot be read."""
+    key = _depth_column(series)
+    if not key:
+        return None
+    try:
+        region = series.electrodes
+        idx = np.asarray(region.data[()] if hasattr(region.data, "id") else region.data)
+        col = region.table[key].data
+        values = np.asarray(col[()] if hasattr(col, "id") else col, dtype=float)
+        if len(idx) != n_channels or idx.max(initial=0) >= len(values):
+            return None
+        depth = values[idx]
+        return depth if np.isfinite(depth).all() else None
+    except Exception:  # noqa: BLE001 - an odd table: channel order instead
+        return None
+
+
 def _display_units(series, values_range: float) -> tuple[float, str]:
     """(factor, unit) to show values in, e.g. volts shown as microvolts."""
     unit = text_of(getattr(series, "unit", "") or "")
+    if type(getattr(series, "parent", None)).__name__ in ("DfOverF", "Fluorescence"):
+        from .imaging import trace_label  # ΔF/F, not the placeholder unit "n.a."
+
+        return 1.0, trace_label(series)
     if unit.lower() in ("volts", "volt", "v") and 0 < values_range < 1e-2:
         return 1e6, "µV"
     if unit.lower() in ("volts", "volt", "v") and 0 < values_range < 10:
@@ -117,11 +146,17 @@ class TimeSeriesView(View):
     """A window of ``series`` (TimeSeries or ElectricalSeries, data (time[, channel])).
 
     ``window`` seconds (default: 1 s, or 2 000 samples of a slow series), ``channels``
-    (indices; default all up to ``max_channels``), ``start`` time. Drag/wheel on the
-    plot, the slider or ``pan(fraction)``/``zoom(factor)``/``set_window(t0, t1)`` move it.
+    (indices; default: the first ``group`` channels in depth order), ``start`` time.
+    Drag/wheel on the plot, the slider or ``pan(fraction)``/``zoom(factor)``/
+    ``set_window(t0, t1)`` move it; ``page_channels(±1)`` shows the next/previous group.
+
+    Channels are stacked in depth order (the electrodes table's ``rel_y`` or ``y``, when
+    it has one; else channel order), ``spacing`` apart: the median over channels of the
+    robust (1st-99th percentile) amplitude of the first window.
     """
 
     max_channels = 384
+    group = 32  # channels on screen by default: hundreds stacked are a solid texture
 
     def __init__(self, series, *, window: float | None = None, channels=None,
                  start: float | None = None, height: int | None = None, bins: int | None = None,
@@ -136,6 +171,13 @@ class TimeSeriesView(View):
         self.bins = bins
         self.prefetch = prefetch
         self.labels = self._channel_labels(series)
+        depth = _depths(series, self.n_channels)
+        # channel indices in the order of their position along the probe
+        self.order = (np.argsort(depth, kind="stable") if depth is not None
+                      else np.arange(self.n_channels))
+        self.depth_key = "" if depth is None else _depth_column(series)
+        self._rank = np.empty(self.n_channels, dtype=np.int64)
+        self._rank[self.order] = np.arange(self.n_channels)
         t_first, t_last = self.axis.t_first, self.axis.t_last
         self.duration = max(t_last - t_first, 1e-9)
         if window is None:
@@ -145,7 +187,7 @@ class TimeSeriesView(View):
         t0 = t_first if start is None else float(start)
         self.t0, self.t1 = t0, t0 + window
         if channels is None:
-            channels = range(min(self.n_channels, self.max_channels))
+            channels = self.order[: min(self.n_channels, self.group)]
         self.channels = np.asarray(sorted({int(c) for c in channels}), dtype=np.int64)
         self.gain = 1.0
         self._syncing = False
@@ -187,13 +229,19 @@ class TimeSeriesView(View):
         self.channel_text.observe(lambda ch: self._from_channel_text(ch["new"]), "value")
         self.gain_slider = W.FloatLogSlider(value=1.0, base=2, min=-6, max=6, step=0.5,
                                             description="gain", continuous_update=False,
-                                            layout=W.Layout(width="260px"))
+                                            layout=W.Layout(width="340px"))
         self.gain_slider.observe(lambda ch: self._set_gain(ch["new"]), "value")
-        controls = W.HBox([self.slider, self.length, *buttons])
-        options = W.HBox([self.channel_text, self.gain_slider])
+        self.channel_buttons = []
+        for label, tip, step in (("▲ channels", "previous group of channels", -1),
+                                 ("channels ▼", "next group of channels", 1)):
+            b = W.Button(description=label, tooltip=tip, layout=W.Layout(width="110px"))
+            b.on_click(lambda _b, step=step: self.page_channels(step))
+            self.channel_buttons.append(b)
+        time_row = controls([self.slider, self.length, *buttons])
+        options = controls([self.channel_text, *self.channel_buttons, self.gain_slider])
         if self.axis.no_time:
             self.say("this series has neither rate nor timestamps: the x axis is sample numbers")
-        self.children = [controls, options, self.figure, self.status]
+        self.children = [time_row, options, self.figure, self.status]
         self.draw()
 
     # -- state ----------------------------------------------------------------------------
@@ -243,6 +291,14 @@ class TimeSeriesView(View):
         self._spacing = self._baseline = None
         self.channel_text.value = self._channels_text()
         self.draw()
+
+    def page_channels(self, step: int) -> None:
+        """Show the next (``step`` > 0) or previous group of as many channels as now, in
+        depth order."""
+        size = len(self.channels)
+        first = int(self._rank[self.channels].min())
+        first = int(np.clip(first + step * size, 0, max(0, self.n_channels - size)))
+        self.set_channels(self.order[first:first + size])
 
     def _from_slider(self, value: float) -> None:
         if not getattr(self, "_syncing", False):
@@ -343,8 +399,8 @@ class TimeSeriesView(View):
             part_lo, part_hi = (lo[:, finite], hi[:, finite]) if finite is not None else (lo, hi)
             mid = (part_lo + part_hi) / 2
             self._baseline = np.median(mid, axis=1) if mid.size else np.zeros(len(chans))
-            span = np.max(part_hi, axis=1, initial=-np.inf) - np.min(part_lo, axis=1,
-                                                                     initial=np.inf) \
+            # robust: a few spikes or artefacts must not spread the traces apart
+            span = np.percentile(part_hi, 99, axis=1) - np.percentile(part_lo, 1, axis=1) \
                 if part_hi.size else np.ones(len(chans))
             span = span[np.isfinite(span) & (span > 0)]
             self._spacing = float(np.median(span)) if span.size else 1.0
@@ -362,12 +418,17 @@ class TimeSeriesView(View):
             y_range = (ymin - pad, ymax + pad)
             y_ticks, y_label, scale = [], f"{self.obj.name} ({self._unit})", 1.0
         else:
-            offsets = np.arange(nch) * spacing
+            # stacked in depth order: the first of the order at the bottom
+            place = np.empty(nch, dtype=np.int64)
+            place[np.argsort(self._rank[chans], kind="stable")] = np.arange(nch)
+            offsets = place * spacing
             y_range = (-spacing, nch * spacing)
             every = max(1, nch // 24)
             y_ticks = [[float(offsets[k]), self.labels[c]] for k, c in enumerate(chans)
-                       if k % every == 0]
-            y_label, scale = f"channel ({spacing:.3g} {self._unit} apart)", self.gain
+                       if place[k] % every == 0]
+            by = f", by {self.depth_key}" if self.depth_key else ""
+            y_label = f"channel{by} ({spacing:.3g} {self._unit} apart)"
+            scale = self.gain
         loading = "" if win.complete else \
             f"loading {win.rows_done} of {win.rows_total} chunk rows…" + (
                 f" ({win.approx_rows} from the overview)" if win.approx_rows else "")

@@ -15,7 +15,7 @@ import re
 import ipywidgets as W
 import numpy as np
 
-from .base import View, shape_of, text_of
+from .base import MUTED, View, controls, shape_of, text_of
 
 __all__ = ["TablePager", "TableView"]
 
@@ -123,6 +123,8 @@ def _cell(v, ragged: bool = False) -> str:
         return text_of(v)
     if hasattr(v, "name") and hasattr(v, "neurodata_type"):  # an object reference
         return f"{v.neurodata_type} {v.name}"
+    if isinstance(v, dict):  # e.g. a JSON-like column: its items, never "{}"
+        return "; ".join(f"{k}: {_cell(x)}" for k, x in v.items()) or "none"
     arr = np.asarray(v) if not isinstance(v, np.ndarray) else v
     if arr.ndim == 0:
         x = arr.item()
@@ -185,7 +187,7 @@ class TableView(View):
                             layout=W.Layout(width="220px"))
         self.query.observe(lambda ch: self.apply_filter(self.column.value, ch["new"]), "value")
         self.column.observe(lambda ch: self.apply_filter(ch["new"], self.query.value), "value")
-        self.children = [W.HBox([self.prev, self.next, self.column, self.query]), self.html,
+        self.children = [controls([self.prev, self.next, self.column, self.query]), self.html,
                          self.status]
         self.show_page(0)
 
@@ -218,7 +220,7 @@ class TableView(View):
                        for r in rows)
         desc = html.escape(text_of(getattr(self.obj, "description", "") or ""))
         self.html.value = (
-            f'<div style="color:#555">{desc}</div>'
+            f'<div style="color:{MUTED}">{desc}</div>'
             '<div style="overflow-x:auto"><table class="dandilab-table" style="border-collapse:'
             'collapse;font-size:12px"><thead><tr style="text-align:left">' + head +
             "</tr></thead><tbody>" + body + "</tbody></table></div>"

@@ -12,10 +12,16 @@ from __future__ import annotations
 import ipywidgets as W
 import numpy as np
 
-from .base import Timer, View, small_array, text_of
+from .base import Timer, View, controls, small_array, text_of
 from .figure import Figure, bars, lines, ticks
 
-__all__ = ["UnitsData", "UnitsView", "align_columns", "psth"]
+__all__ = ["UnitsData", "UnitsView", "align_columns", "group_columns", "psth"]
+
+GROUP_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
+                "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
+GROUP_NAMES = ["blue", "red", "green", "purple", "orange", "cyan", "brown", "pink", "grey",
+               "olive"]
+MAX_GROUPS = 10  # a column with more distinct values is not a condition to split by
 
 
 class UnitsData:
@@ -109,6 +115,36 @@ def align_columns(nwbfile) -> dict[str, object]:
     return out
 
 
+def group_columns(nwbfile) -> dict[str, object]:
+    """``{"trials.condition": VectorData, ...}``: 1-D columns of every intervals table with
+    at most ``MAX_GROUPS`` distinct values (conditions a PSTH can be split by)."""
+    out = {}
+    if nwbfile is None:
+        return out
+    for table_name, table in (getattr(nwbfile, "intervals", None) or {}).items():
+        for col in getattr(table, "columns", ()):
+            if getattr(col, "neurodata_type", "") in ("VectorIndex", "DynamicTableRegion") \
+                    or col.name.endswith("_index") or col.name in ("start_time", "stop_time"):
+                continue
+            try:
+                values = _values(col)
+            except Exception:  # noqa: BLE001, S112 - a column we cannot read: not offered
+                continue
+            if values is not None and values.ndim == 1 and \
+                    1 < len(np.unique(values)) <= MAX_GROUPS:
+                out[f"{table_name}.{col.name}"] = col
+    return out
+
+
+def _values(col):
+    data = small_array(col.data, 1 << 20)  # a trials table's column; not a huge epochs one
+    if data is None:
+        return None
+    if data.dtype.kind in "OSU":
+        return np.array([text_of(v) for v in data], dtype=object)
+    return data
+
+
 def _nwbfile_of(obj):
     while obj is not None and type(obj).__name__ not in ("NWBFile",) and \
             getattr(obj, "neurodata_type", "") != "NWBFile":
@@ -120,7 +156,8 @@ class UnitsView(View):
     """Raster of ``units`` over ``window`` seconds (units ``first_unit`` .. + ``max_units``),
     a firing-rate bar per unit, and a PSTH of one unit aligned to a trials column."""
 
-    def __init__(self, units, *, window: float = 10.0, max_units: int = 100, nwbfile=None):
+    def __init__(self, units, *, window: float = 10.0, max_units: int = 100, nwbfile=None,
+                 group_by: str | None = None):
         super().__init__(units)
         try:
             self.data = UnitsData(units)
@@ -152,7 +189,15 @@ class UnitsView(View):
         self.unit_select = W.BoundedIntText(value=0, min=0, max=max(0, n - 1),
                                             description="unit", layout=W.Layout(width="180px"))
         self.unit_select.observe(lambda ch: self.draw_psth(), "value")
-        self.columns = align_columns(nwbfile if nwbfile is not None else _nwbfile_of(units))
+        nwbfile = nwbfile if nwbfile is not None else _nwbfile_of(units)
+        self.columns = align_columns(nwbfile)
+        self.groups = group_columns(nwbfile)
+        self.group_by = W.Dropdown(options=["(none)", *self.groups],
+                                   value=group_by if group_by in self.groups else "(none)",
+                                   description="split by", layout=W.Layout(width="280px"))
+        self.group_by.observe(lambda ch: self.draw_psth(), "value")
+        self.trial_raster = Figure(height=260, x_label="time from event (s)",
+                                   y_label="trial", title="trials")
         options = list(self.columns) or ["(no intervals table)"]
         default = "trials.start_time" if "trials.start_time" in self.columns else options[0]
         self.align = W.Dropdown(options=options, value=default, description="align to",
@@ -167,14 +212,30 @@ class UnitsView(View):
                                 description="units page", continuous_update=False)
         self.page.observe(lambda ch: self.set_units(ch["new"] * self.max_units), "value")
         nav = []
-        for label, f in (("◀", -0.5), ("▶", 0.5)):
-            b = W.Button(description=label, layout=W.Layout(width="42px"))
+        for label, tip, f in (("◀◀", "back one window", -1.0), ("◀", "back half a window", -0.5),
+                              ("▶", "forward half a window", 0.5),
+                              ("▶▶", "forward one window", 1.0)):
+            b = W.Button(description=label, tooltip=tip, layout=W.Layout(width="52px"))
             b.on_click(lambda _b, f=f: self.pan(f))
             nav.append(b)
+        self._syncing = False
+        self.slider = W.FloatSlider(value=self.t0, min=self.t0,
+                                    max=max(self.t0, last - window),
+                                    step=max((last - first) / 10000, 1e-6),
+                                    description="start (s)", continuous_update=False,
+                                    readout_format=".2f", layout=W.Layout(width="60%"))
+        self.slider.observe(lambda ch: None if self._syncing else
+                            self.set_window(ch["new"], ch["new"] + self.t1 - self.t0), "value")
+        self.length = W.BoundedFloatText(value=round(window, 6), min=1e-3,
+                                         max=max(last - first, 1e-3) * 1.05,
+                                         description="window (s)", layout=W.Layout(width="190px"))
+        self.length.observe(lambda ch: None if self._syncing else
+                            self.set_window(self.t0, self.t0 + ch["new"]), "value")
         self.children = [
-            W.HBox([self.page, *nav]), self.raster, self.rates,
-            W.HBox([self.unit_select, self.align]), W.HBox([self.before, self.after, self.bin_size]),
-            self.psth_fig, self.status,
+            controls([self.slider, self.length, *nav]), self.page, self.raster, self.rates,
+            controls([self.unit_select, self.align, self.group_by]),
+            controls([self.before, self.after, self.bin_size]),
+            self.psth_fig, self.trial_raster, self.status,
         ]
         self.draw()
         self.draw_rates()
@@ -186,9 +247,26 @@ class UnitsView(View):
                 "unit": self.unit_select.value, "align": self.align.value}
 
     def set_window(self, t0: float, t1: float) -> None:
-        length = max(t1 - t0, 1e-6)
+        """Show spikes in ``[t0, t1)`` (kept within the recording, its length kept)."""
+        first, last = self.t_first, self.t_last
+        margin = 0.02 * (t1 - t0)  # as at the start: the first spike not on the edge
+        length = min(max(t1 - t0, 1e-6), (last - first) + 2 * margin)
+        t0 = min(max(t0, first - margin), last + margin - length)
         self.t0, self.t1 = t0, t0 + length
+        self._syncing = True  # the slider and the length box follow without drawing again
+        try:
+            with self.slider.hold_trait_notifications():
+                self.slider.min = min(self.slider.min, t0)
+                self.slider.max = max(self.slider.min, last + margin - length)
+                self.slider.value = t0
+            self.length.value = round(length, 6)
+        finally:
+            self._syncing = False
         self.draw()
+
+    def zoom(self, factor: float) -> None:
+        c, w = (self.t0 + self.t1) / 2, (self.t1 - self.t0) * factor
+        self.set_window(c - w / 2, c + w / 2)
 
     def pan(self, fraction: float) -> None:
         w = self.t1 - self.t0
@@ -244,9 +322,62 @@ class UnitsView(View):
         before, after = abs(float(self.before.value)), abs(float(self.after.value))
         bin_size = max(float(self.bin_size.value), 1e-4)
         align = np.asarray(small_array(col.data, 1 << 26), dtype=float)
-        edges, rate, per_trial = psth(self.data.times(unit), align, before, after, bin_size)
-        self.psth_result = (edges, rate)
-        ymax = float(rate.max(initial=0)) * 1.1 or 1.0
-        self.psth_fig.show([bars(edges, rate), lines([0, 0], [0, ymax], color="#d62728")],
-                           x_range=(-before, after), y_range=(0, ymax),
-                           title=f"{title} aligned to {self.align.value} ({len(per_trial)} events)")
+        spikes = self.data.times(unit)
+        group_col = self.groups.get(self.group_by.value)
+        table = self.align.value.split(".")[0]
+        labels = None
+        if group_col is not None and self.group_by.value.split(".")[0] == table:
+            labels = _values(group_col)
+            if labels is not None and len(labels) != len(align):
+                labels = None
+        where = f"{title} aligned to {self.align.value}"
+        if labels is None:
+            edges, rate, per_trial = psth(spikes, align, before, after, bin_size)
+            self.psth_result = (edges, rate)
+            self.psth_groups = {}
+            ymax = float(rate.max(initial=0)) * 1.1 or 1.0
+            layers = [bars(edges, rate), lines([0, 0], [0, ymax], color="#888")]
+            order, rows_label = np.arange(len(per_trial)), "trial"
+            colors = [None] * len(per_trial)  # the theme's ink
+            self.psth_fig.show(layers, x_range=(-before, after), y_range=(0, ymax),
+                               title=f"{where} ({len(per_trial)} events)")
+        else:
+            keep = np.isfinite(align)
+            align, labels = align[keep], labels[keep]
+            values = sorted(np.unique(labels).tolist(), key=str)
+            self.psth_groups, layers, names = {}, [], []
+            for k, v in enumerate(values):
+                edges, rate, _ = psth(spikes, align[labels == v], before, after, bin_size)
+                self.psth_groups[text_of(v)] = (edges, rate, int((labels == v).sum()))
+                mids = (edges[:-1] + edges[1:]) / 2
+                layers.append(lines(mids, rate, color=GROUP_COLORS[k % len(GROUP_COLORS)],
+                                    width=1.6))
+                names.append(f"{text_of(v)}: {GROUP_NAMES[k % len(GROUP_NAMES)]}, "
+                             f"{int((labels == v).sum())} trials")
+            edges, rate, per_trial = psth(spikes, align, before, after, bin_size)
+            self.psth_result = (edges, rate)
+            ymax = max(float(r.max(initial=0)) for _e, r, _n in self.psth_groups.values())
+            ymax = ymax * 1.1 or 1.0
+            layers.append(lines([0, 0], [0, ymax], color="#888"))
+            column = self.group_by.value.split(".", 1)[1]
+            self.psth_fig.show(layers, x_range=(-before, after), y_range=(0, ymax),
+                               title=f"{where}, by {column}")
+            self.legend = names
+            # trials grouped: each condition's trials together, in its colour
+            order = np.argsort(np.array([values.index(v) for v in labels]), kind="stable")
+            colors = [GROUP_COLORS[values.index(labels[i]) % len(GROUP_COLORS)] for i in order]
+            rows_label = f"trial (by {column})"
+        layers = []
+        for color in dict.fromkeys(colors):  # one ticks layer per colour
+            xs = [per_trial[i] for r, i in enumerate(order) if colors[r] == color]
+            rows = [np.full(len(per_trial[i]), r, np.int32) for r, i in enumerate(order)
+                    if colors[r] == color]
+            layers.append(ticks(np.concatenate(xs) if xs else np.empty(0),
+                                np.concatenate(rows) if rows else np.empty(0, np.int32),
+                                color=color))
+        n = len(per_trial)
+        self.trial_raster.show(layers, x_range=(-before, after), y_range=(-0.5, max(n, 1) - 0.5),
+                               y_label=rows_label,
+                               title=f"{n} trial{'' if n == 1 else 's'}" + (
+                                   "" if labels is None else
+                                   " · " + " · ".join(self.legend)))
