@@ -390,7 +390,11 @@ class RemoteFile(io.RawIOBase):
 
     def _fetch_into_data(self, offset: int, n: int) -> None:
         try:
-            data = self._assemble(offset, n, memory=False)
+            if n >= LARGE:  # data: what the blocks and the disk hold is not fetched again
+                data = self._assemble(offset, n, memory=False)
+            else:  # a small range is fetched whole unless the disk has all of it
+                kept = self._chunks.prefix(offset, offset + n) if self._chunks else b""
+                data = kept if len(kept) == n else self._fetch_data(offset, n)
             with self._lock:
                 old = self._data.pop(offset, None)
                 self._data_bytes -= len(old) if old else 0
