@@ -188,8 +188,10 @@ class RemoteFile(io.RawIOBase):
             skip = offset - first * BLOCK
             if block is not None and skip + n <= len(block):  # (the head may be a short block)
                 if first in self._lru:
-                    with contextlib.suppress(KeyError):  # (evicted meanwhile by another thread)
+                    try:
                         self._lru.move_to_end(first)
+                    except KeyError:  # evicted meanwhile by another thread
+                        pass
                 return block[skip:skip + n]
         data = self._from_data(offset, n)
         return data if data is not None else self._read_blocks(offset, n)
