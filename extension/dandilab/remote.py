@@ -247,10 +247,10 @@ class RemoteFile(io.RawIOBase):
             return data
         return self._assemble(offset, n)
 
-    def _assemble(self, offset: int, n: int, memory: bool = True) -> bytes:
-        """Bytes ``[offset, offset + n)`` from the cached blocks, prefetched data (unless
-        ``memory`` is False: a prefetch itself), the chunk cache, and requests for
-        exactly the rest (chunk sizes vary: a read-ahead may cover only part of a read)."""
+    def _assemble(self, offset: int, n: int) -> bytes:
+        """Bytes ``[offset, offset + n)`` from the cached blocks, prefetched data, the chunk
+        cache, and requests for exactly the rest (chunk sizes vary: a read-ahead may cover
+        only part of a read)."""
         end, p, pieces = offset + n, offset, []
         while p < end:
             b = p // BLOCK
@@ -260,14 +260,31 @@ class RemoteFile(io.RawIOBase):
             if block is not None and skip < len(block):
                 piece = block[skip:skip + end - p]
             else:
-                piece = self._from_data_prefix(p, end) if memory else b""
+                piece = self._from_data_prefix(p, end)
                 if not piece and self._chunks:
                     piece = self._chunks.prefix(p, end)
                 if not piece:
-                    piece = self._fetch_data(p, self._gap_end(p, end, memory) - p)
+                    piece = self._fetch_data(p, self._gap_end(p, end) - p)
             pieces.append(piece)
             p += len(piece)
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def _local(self, a: int, b: int) -> bytes | None:
+        """Bytes ``[a, b)`` if the cached blocks and the chunk cache hold all of them."""
+        if not self._chunks:
+            return None
+        pieces, p = [], a
+        while p < b:
+            with self._lock:
+                block = self._blocks.get(p // BLOCK)
+            skip = p - p // BLOCK * BLOCK
+            piece = (block[skip:skip + b - p] if block is not None and skip < len(block)
+                     else self._chunks.prefix(p, b))
+            if not piece:
+                return None
+            pieces.append(piece)
+            p += len(piece)
+        return b"".join(pieces)
 
     def _next_block(self, p: int, end: int) -> int:
         """Where the first cached block after ``p``'s own starts, before ``end`` (else end)."""
@@ -277,13 +294,12 @@ class RemoteFile(io.RawIOBase):
                     return b * BLOCK
         return end
 
-    def _gap_end(self, p: int, end: int, memory: bool) -> int:
+    def _gap_end(self, p: int, end: int) -> int:
         """Where the bytes missing at ``p`` stop: the next cached or prefetched bytes, or end."""
         stop = self._next_block(p, end)
-        if memory:
-            with self._lock:
-                starts = [s for s in self._data] + [s for s, _ in self._inflight]
-            stop = min([stop] + [s for s in starts if p < s < stop])
+        with self._lock:
+            starts = [s for s in self._data] + [s for s, _ in self._inflight]
+        stop = min([stop] + [s for s in starts if p < s < stop])
         if self._chunks:
             stop = self._chunks.next_start(p, stop)
         return stop
@@ -392,11 +408,10 @@ class RemoteFile(io.RawIOBase):
 
     def _fetch_into_data(self, offset: int, n: int) -> None:
         try:
-            if n >= LARGE:  # data: what the blocks and the disk hold is not fetched again
-                data = self._assemble(offset, n, memory=False)
-            else:  # a small range is fetched whole unless the disk has all of it
-                kept = self._chunks.prefix(offset, offset + n) if self._chunks else b""
-                data = kept if len(kept) == n else self._fetch_data(offset, n)
+            # fetched whole unless the disk has all of it (callers count a prefetch's bytes
+            # as the chunks': tests/test_arrays.py, tests/test_widgets.py)
+            kept = self._local(offset, offset + n)
+            data = kept if kept is not None else self._fetch_data(offset, n)
             with self._lock:
                 old = self._data.pop(offset, None)
                 self._data_bytes -= len(old) if old else 0
@@ -575,7 +590,8 @@ class RemoteFile(io.RawIOBase):
 
 class _ChunkStore:
     """Chunk bytes of one file on disk: one file ``<offset>-<length>`` per fetched range,
-    holding a JSON header (its range, a CRC32 per ``SEGMENT``) and the bytes."""
+    holding a JSON header (its range, a CRC32 per ``SEGMENT``) and the bytes. What is on
+    disk is listed once per RemoteFile, before its first write."""
 
     MAGIC = b"DLCHUNK1"
 
@@ -660,6 +676,10 @@ class _ChunkStore:
                 and private_dir(self.folder) is not None
         if not self._writable or not data:
             return
+        with self._lock:
+            # listed before the first write: a file reads back what earlier opens kept, not
+            # what it fetched itself (its memory caches decide what it keeps of that)
+            self._entries()
         crcs = [zlib.crc32(data[i:i + SEGMENT]) for i in range(0, len(data), SEGMENT)]
         header = json.dumps({"offset": offset, "length": len(data), "segment": SEGMENT,
                              "crc": crcs}).encode()
@@ -674,10 +694,6 @@ class _ChunkStore:
             with contextlib.suppress(OSError, UnboundLocalError):
                 os.remove(tmp)
             return  # a cache that cannot be written is only slower
-        with self._lock:
-            entries = self._entries()
-            if (offset, offset + len(data)) not in entries:
-                bisect.insort(entries, (offset, offset + len(data)))
         note_written(len(data))
 
 
