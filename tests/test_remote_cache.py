@@ -144,6 +144,15 @@ def test_the_block_cache_stays_within_its_budget_over_a_long_scan(tmp_path, loca
         for start in range(0, 100_000, 10_000):
             np.testing.assert_array_equal(h5["data"][start:start + 10_000], data[start:start + 10_000])
             peak = max(peak, f._block_bytes, sum(len(f._blocks[b]) for b in f._lru))
+        # cold reads of more than the budget, none at the head or the tail...
+        before = f.requests
+        for offset in range(remote.HEAD + remote.BLOCK, size - remote.TAIL - remote.BLOCK,
+                            remote.BLOCK):
+            f.pread(offset, 10)
+        assert f.requests - before > remote.BLOCK_CACHE // remote.BLOCK
+        before = f.requests
+        f.pread(0, 100), f.pread(size - 100, 100)  # ...left the metadata blocks there
+        assert f.requests == before
     assert f.bytes_fetched > 3 * remote.BLOCK_CACHE  # it did scan more than the budget
     assert peak <= remote.BLOCK_CACHE
     assert sum(len(b) for b in f._blocks.values()) <= remote.BLOCK_CACHE + remote.BLOCK + remote.TAIL  # (the head block may be completed)
