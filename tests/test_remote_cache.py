@@ -52,6 +52,8 @@ def read_slice(url, size, digest="digest-1", **kw):
     f = remote.RemoteFile(url, digest=digest, size=size, **kw)
     with remote.open_h5(f) as h5:
         out = h5["data"][0:30_000, 0:COLS]
+    for fut in list(f._inflight.values()):
+        fut.result()  # its read-ahead done (kept on disk), as a later open would find it
     f.close()
     return out, f
 

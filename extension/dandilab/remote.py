@@ -251,7 +251,7 @@ class RemoteFile(io.RawIOBase):
         """Bytes ``[offset, offset + n)`` from the cached blocks, prefetched data, the chunk
         cache, and requests for exactly the rest (chunk sizes vary: a read-ahead may cover
         only part of a read)."""
-        end, p, pieces = offset + n, offset, []
+        end, p, pieces, fetched = offset + n, offset, [], False
         while p < end:
             b = p // BLOCK
             with self._lock:
@@ -264,27 +264,13 @@ class RemoteFile(io.RawIOBase):
                 if not piece and self._chunks:
                     piece = self._chunks.prefix(p, end)
                 if not piece:
-                    piece = self._fetch_data(p, self._gap_end(p, end) - p)
+                    piece, fetched = self._fetch(p, self._gap_end(p, end) - p), True
             pieces.append(piece)
             p += len(piece)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-
-    def _local(self, a: int, b: int) -> bytes | None:
-        """Bytes ``[a, b)`` if the cached blocks and the chunk cache hold all of them."""
-        if not self._chunks:
-            return None
-        pieces, p = [], a
-        while p < b:
-            with self._lock:
-                block = self._blocks.get(p // BLOCK)
-            skip = p - p // BLOCK * BLOCK
-            piece = (block[skip:skip + b - p] if block is not None and skip < len(block)
-                     else self._chunks.prefix(p, b))
-            if not piece:
-                return None
-            pieces.append(piece)
-            p += len(piece)
-        return b"".join(pieces)
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if fetched and self._chunks:  # the whole read, as asked: a later prefetch finds it whole
+            self._chunks.put(offset, data)
+        return data
 
     def _next_block(self, p: int, end: int) -> int:
         """Where the first cached block after ``p``'s own starts, before ``end`` (else end)."""
@@ -410,7 +396,7 @@ class RemoteFile(io.RawIOBase):
         try:
             # fetched whole unless the disk has all of it (callers count a prefetch's bytes
             # as the chunks': tests/test_arrays.py, tests/test_widgets.py)
-            kept = self._local(offset, offset + n)
+            kept = self._chunks.get(offset, offset + n) if self._chunks else None
             data = kept if kept is not None else self._fetch_data(offset, n)
             with self._lock:
                 old = self._data.pop(offset, None)
@@ -623,6 +609,17 @@ class _ChunkStore:
             if data is not None:
                 return data
         return b""
+
+    def get(self, a: int, b: int) -> bytes | None:
+        """Bytes ``[a, b)`` if the files on disk hold all of them (end to end), else None."""
+        pieces, p = [], a
+        while p < b:
+            piece = self.prefix(p, b)
+            if not piece:
+                return None
+            pieces.append(piece)
+            p += len(piece)
+        return b"".join(pieces)
 
     def next_start(self, p: int, stop: int) -> int:
         """Where the first cached range after ``p`` starts, if before ``stop``."""
