@@ -207,3 +207,29 @@ def test_a_sequential_scan_fetches_every_byte_once(blob):
         fut.result()
     assert g.bytes_fetched == remote.HEAD + 900_000 + (len(content) - min(
         b for b in g._blocks if b > 0) * remote.BLOCK)
+
+
+def test_chunk_files_keep_to_the_cache_budget(series_file, local_archive, proxy, tmp_path,  # noqa: F811
+                                              monkeypatch):
+    """The chunk files count in DANDILAB_CACHE_MB: a process that wrote a tenth of it trims
+    at once (oldest first), without waiting for the ten-minute trim."""
+    import time
+
+    from dandilab import cache
+
+    monkeypatch.setenv("DANDILAB_CACHE_MB", "2")
+    monkeypatch.setattr(cache, "_last_trim", time.monotonic())  # the periodic trim just ran
+    path, data = series_file
+    url, size = upload(local_archive, proxy, path), path.stat().st_size
+    read_slice(url, size)  # 3.8 MB of chunks written
+
+    def held():
+        return sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*") if p.is_file())
+
+    deadline = time.monotonic() + 10
+    while held() > 2e6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert 0 < held() <= 2e6
+    again, f = read_slice(url, size)
+    np.testing.assert_array_equal(again, data[0:30_000])
+    assert f.bytes_fetched > 0  # what was trimmed is fetched again

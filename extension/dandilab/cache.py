@@ -87,12 +87,22 @@ def trim_sometimes() -> None:
     threading.Thread(target=_trim_once, name="dandilab-cache-trim", daemon=True).start()
 
 
+_again = False  # a trim was asked for while one ran
+
+
 def _trim_once() -> None:
-    if _trimming.acquire(blocking=False):  # one trim at a time per process
-        try:
+    global _again
+    if not _trimming.acquire(blocking=False):  # one trim at a time per process...
+        _again = True  # ...which runs once more for what was written meanwhile
+        return
+    try:
+        while True:
+            _again = False
             trim()
-        finally:
-            _trimming.release()
+            if not _again:
+                break
+    finally:
+        _trimming.release()
 
 
 def note_written(nbytes: int) -> None:

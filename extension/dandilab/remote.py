@@ -56,7 +56,7 @@ from urllib.parse import urljoin
 
 import urllib3
 
-from .cache import cache_dir, note_written, private_dir, trim_sometimes, trusted
+from .cache import cache_dir, note_written, private_dir, trusted
 
 __all__ = ["RemoteFile", "RemoteReadError", "open_h5", "source_of"]
 
@@ -569,7 +569,7 @@ class RemoteFile(io.RawIOBase):
             url_entry = self._cache_root / "urls" / self._key_from_url
             url_entry.write_text(json.dumps({"url": shown(self.url), "size": self.size,
                                              "digest": self.digest or self.etag}))
-            trim_sometimes()
+            note_written(total)
         except OSError:
             pass  # a cache that cannot be written is only slower
 
