@@ -647,13 +647,15 @@ class _ChunkStore:
             s0, s1 = (a - start) // seg, (b - 1 - start) // seg
             lo, hi = s0 * seg, min((s1 + 1) * seg, stop - start)
             raw = os.pread(fd, hi - lo, base + lo)
+            view = memoryview(raw)  # (checked without copies)
             if len(raw) != hi - lo or any(
-                    zlib.crc32(raw[(s - s0) * seg:(s - s0 + 1) * seg]) != crcs[s]
+                    zlib.crc32(view[(s - s0) * seg:(s - s0 + 1) * seg]) != crcs[s]
                     for s in range(s0, s1 + 1)):
                 raise ValueError("checksum")
             with contextlib.suppress(OSError):
                 os.utime(fd)  # recently used: trimmed last
-            return raw[a - start - lo:b - start - lo]
+            skip = a - start - lo
+            return raw if skip == 0 and b - a == len(raw) else raw[skip:skip + b - a]
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             self._forget(start, stop)
             with contextlib.suppress(OSError):
@@ -677,7 +679,8 @@ class _ChunkStore:
             # listed before the first write: a file reads back what earlier opens kept, not
             # what it fetched itself (its memory caches decide what it keeps of that)
             self._entries()
-        crcs = [zlib.crc32(data[i:i + SEGMENT]) for i in range(0, len(data), SEGMENT)]
+        view = memoryview(data)
+        crcs = [zlib.crc32(view[i:i + SEGMENT]) for i in range(0, len(data), SEGMENT)]
         header = json.dumps({"offset": offset, "length": len(data), "segment": SEGMENT,
                              "crc": crcs}).encode()
         path = self.folder / f"{offset}-{len(data)}"
