@@ -10,9 +10,13 @@ opens with its ``fileobj`` driver. What it does, and why (measured in
   parallel requests (a suffix range needs no size), which also gives the size and
   the ETag. A cold pynwb open then usually needs no further request.
 - Other small reads (metadata, chunk indexes, small chunks) go through an aligned
-  block cache; large reads (stored chunks) are fetched exactly, so the bytes
-  fetched stay close to the bytes touched. After two contiguous large reads the
-  next one is prefetched in the background, hiding the round trip behind transfer.
+  block cache: an LRU of at most ``BLOCK_CACHE`` bytes besides the head and tail
+  blocks, which stay (a long scan of small chunks would otherwise grow it without
+  limit). Large reads (stored chunks) take what the block cache already holds and
+  fetch exactly the rest, so the bytes fetched stay close to the bytes touched.
+  After two contiguous large reads the next one is prefetched in the background,
+  hiding the round trip behind transfer (never past the file's end, what is cached
+  already, or ``readahead_stop``).
 - ``prefetch(ranges)`` fetches many byte ranges in parallel and ``read_range`` hands
   them out (``to_dask`` and the widgets read stored chunks so and decode them
   themselves, outside h5py's global lock: ``dandilab.codec``).
@@ -20,6 +24,11 @@ opens with its ``fileobj`` driver. What it does, and why (measured in
   ETag and size (DANDI blobs are immutable; the ETag is the asset's
   ``dandi:dandi-etag`` digest), so a second open, in any process or by any user
   sharing the directory, needs no request at all. Every response's ETag is checked.
+- The bytes of large reads (chunks) are kept on disk too, under ``chunks/<key>/`` of
+  the cache directory (one file per fetched range, a CRC32 per MiB beside the bytes,
+  written atomically, mode 0600 in a 0700 folder, read only if ours and writable by
+  no one else), within the cache's size budget: reading a slice again, in any process,
+  costs a local read. ``DANDILAB_CHUNK_CACHE=0`` or ``chunk_cache=False`` turns it off.
 - Requests are retried with exponential backoff on 5xx, 429, resets, truncated
   bodies and timeouts; the final error names the file, the byte range and the cause.
 """
@@ -27,6 +36,7 @@ opens with its ``fileobj`` driver. What it does, and why (measured in
 from __future__ import annotations
 
 import atexit
+import bisect
 import contextlib
 import functools
 import hashlib
@@ -34,9 +44,11 @@ import io
 import json
 import os
 import random
+import tempfile
 import threading
 import time
 import weakref
+import zlib
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -44,7 +56,7 @@ from urllib.parse import urljoin
 
 import urllib3
 
-from .cache import cache_dir, trim_sometimes
+from .cache import cache_dir, note_written, private_dir, trusted
 
 __all__ = ["RemoteFile", "RemoteReadError", "open_h5", "source_of"]
 
@@ -55,6 +67,8 @@ LARGE = 256 * 1024  # reads at least this big are data: fetched exactly, not cac
 PART = 16 * 1024 * 1024  # prefetches split into requests of at most this size
 DATA_CACHE = 256 * 1024 * 1024  # in-memory bytes of prefetched data kept per file
 PERSIST_MAX = 64 * 1024 * 1024  # most metadata bytes persisted per file
+BLOCK_CACHE = 32 * 1024 * 1024  # in-memory blocks kept per file besides the head and tail
+SEGMENT = 1024 * 1024  # the chunk cache keeps a CRC32 per MiB: reading part of a file checks only that part
 RETRIES = int(os.environ.get("DANDILAB_RETRIES", "6"))
 TIMEOUT = float(os.environ.get("DANDILAB_TIMEOUT", "30"))
 
@@ -77,14 +91,18 @@ class RemoteFile(io.RawIOBase):
     ``name`` is what errors call the file (an asset path); ``digest``/``size``, when
     known from the archive's record, key the persistent cache and let a cached open
     skip the network entirely (without them the server's ETag is the key).
-    ``cache`` is a directory for persisted metadata blocks (``None``: the default
-    from ``DANDILAB_CACHE_DIR``; ``False``: no persistence).
+    ``cache`` is a directory for persisted metadata blocks and chunk bytes (``None``:
+    the default from ``DANDILAB_CACHE_DIR``; ``False``: no persistence); ``chunk_cache``
+    (default: ``$DANDILAB_CHUNK_CACHE``, on unless "0") keeps chunk bytes there too.
+    ``readahead_stop``, when a caller knows where the data it scans ends, bounds the
+    read-ahead.
     """
 
     def __init__(self, url: str, *, name: str | None = None, digest: str | None = None,
                  size: int | None = None, cache: str | Path | bool | None = None,
                  timeout: float | None = None, retries: int | None = None,
-                 readahead: bool = True, signer: tuple[str, dict] | None = None):
+                 readahead: bool = True, signer: tuple[str, dict] | None = None,
+                 chunk_cache: bool | None = None):
         super().__init__()
         self.url = url
         # (the archive's download URL, its auth headers): where a new signed URL comes from
@@ -95,10 +113,14 @@ class RemoteFile(io.RawIOBase):
         self.retries = RETRIES if retries is None else retries
         self.requests = 0
         self.readahead = readahead
+        self.readahead_stop: int | None = None
         self.bytes_fetched = 0
         self._lock = threading.RLock()
         self._pos = 0
         self._blocks: dict[int, bytes] = {}
+        self._lru: OrderedDict[int, None] = OrderedDict()  # the blocks that may be evicted
+        self._block_bytes = 0  # their bytes
+        self._pins: set[int] = set()  # the head's and the tail's blocks: never evicted
         self._data: OrderedDict[int, bytes] = OrderedDict()  # offset -> bytes (LRU)
         self._data_bytes = 0
         self._inflight: dict[tuple[int, int], Future] = {}
@@ -114,6 +136,11 @@ class RemoteFile(io.RawIOBase):
             self._lookup_url()
         if not self._load_persisted():
             self._fetch_head_and_tail()
+        if chunk_cache is None:
+            chunk_cache = os.environ.get("DANDILAB_CHUNK_CACHE", "1").strip().lower() \
+                not in ("0", "false", "no", "off")
+        key = self.cache_key if chunk_cache else None
+        self._chunks = _ChunkStore(cache_dir(cache) / "chunks" / key) if key else None
         _open_files[repr(self)] = self
 
     def __repr__(self) -> str:
@@ -160,6 +187,11 @@ class RemoteFile(io.RawIOBase):
             block = self._blocks.get(first)
             skip = offset - first * BLOCK
             if block is not None and skip + n <= len(block):  # (the head may be a short block)
+                if first in self._lru:
+                    try:
+                        self._lru.move_to_end(first)
+                    except KeyError:  # evicted meanwhile by another thread
+                        pass
                 return block[skip:skip + n]
         data = self._from_data(offset, n)
         return data if data is not None else self._read_blocks(offset, n)
@@ -188,7 +220,7 @@ class RemoteFile(io.RawIOBase):
             return data
         if n < LARGE:
             return self.pread(offset, n)
-        return self._fetch(offset, min(n, self.size - offset))
+        return self._assemble(offset, min(n, self.size - offset))
 
     def discard(self, ranges) -> None:
         """Forget prefetched data of these ranges (as given to ``prefetch``)."""
@@ -202,17 +234,70 @@ class RemoteFile(io.RawIOBase):
         self._seq_run = self._seq_run + 1 if sequential else 0
         self._seq_end = offset + n
         if self.readahead and self._seq_run >= 1:  # from the second contiguous large read on, read ahead by one
-            ahead = min(n, self.size - self._seq_end)
-            if ahead > 0 and not self._from_data(self._seq_end, ahead, peek=True):
-                self._fetch_async(self._seq_end, ahead)
+            start = self._seq_end
+            own = self._blocks.get(start // BLOCK)
+            # not past what can be read, nor into what is cached already (the tail's blocks)
+            stop = start if own and start % BLOCK < len(own) else min(
+                start + n, self.size, self.readahead_stop or self.size,
+                self._next_block(start, start + n))
+            if stop - start >= LARGE // 4 and not self._from_data(start, stop - start, peek=True):
+                self._fetch_async(start, stop - start)
         data = self._from_data(offset, n)
         if data is not None:
             return data
-        # chunk sizes vary: a read-ahead may cover only the start of this read
-        prefix = self._from_data_prefix(offset)
-        return prefix + self._fetch(offset + len(prefix), n - len(prefix))
+        return self._assemble(offset, n)
 
-    def _from_data_prefix(self, offset: int) -> bytes:
+    def _assemble(self, offset: int, n: int) -> bytes:
+        """Bytes ``[offset, offset + n)`` from the cached blocks, prefetched data, the chunk
+        cache, and requests for exactly the rest (chunk sizes vary: a read-ahead may cover
+        only part of a read)."""
+        end, p, pieces, fetched = offset + n, offset, [], False
+        while p < end:
+            b = p // BLOCK
+            with self._lock:
+                block = self._blocks.get(b)
+            skip = p - b * BLOCK
+            if block is not None and skip < len(block):
+                piece = block[skip:skip + end - p]
+            else:
+                piece = self._from_data_prefix(p, end)
+                if not piece and self._chunks:
+                    piece = self._chunks.prefix(p, end)
+                if not piece:
+                    piece, fetched = self._fetch(p, self._gap_end(p, end) - p), True
+            pieces.append(piece)
+            p += len(piece)
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if fetched and self._chunks:  # the whole read, as asked: a later prefetch finds it whole
+            self._chunks.put(offset, data)
+        return data
+
+    def _next_block(self, p: int, end: int) -> int:
+        """Where the first cached block after ``p``'s own starts, before ``end`` (else end)."""
+        with self._lock:
+            for b in range(p // BLOCK + 1, (end - 1) // BLOCK + 1):
+                if b in self._blocks:
+                    return b * BLOCK
+        return end
+
+    def _gap_end(self, p: int, end: int) -> int:
+        """Where the bytes missing at ``p`` stop: the next cached or prefetched bytes, or end."""
+        stop = self._next_block(p, end)
+        with self._lock:
+            starts = [s for s in self._data] + [s for s, _ in self._inflight]
+        stop = min([stop] + [s for s in starts if p < s < stop])
+        if self._chunks:
+            stop = self._chunks.next_start(p, stop)
+        return stop
+
+    def _fetch_data(self, offset: int, n: int) -> bytes:
+        """Chunk bytes, fetched and kept in the chunk cache."""
+        data = self._fetch(offset, n)
+        if self._chunks:
+            self._chunks.put(offset, data)
+        return data
+
+    def _from_data_prefix(self, offset: int, end: int) -> bytes:
         with self._lock:
             futures = [f for (start, length), f in self._inflight.items()
                        if start <= offset < start + length]
@@ -221,13 +306,18 @@ class RemoteFile(io.RawIOBase):
         with self._lock:
             for start, data in self._data.items():
                 if start <= offset < start + len(data):
-                    return data[offset - start:]
+                    self._data.move_to_end(start)
+                    return data[offset - start:end - start]
         return b""
 
     def _read_blocks(self, offset: int, n: int) -> bytes:
         first, last = offset // BLOCK, (offset + n - 1) // BLOCK
-        with self._lock:
-            missing = [b for b in range(first, last + 1) if not self._whole(b)]
+        with self._lock:  # (held here: the LRU may evict them while the rest is fetched)
+            have = {b: self._blocks[b] for b in range(first, last + 1) if self._whole(b)}
+            for b in have:
+                if b in self._lru:
+                    self._lru.move_to_end(b)
+            missing = [b for b in range(first, last + 1) if b not in have]
         # one request per run of contiguous missing blocks
         runs: list[list[int]] = []
         for b in missing:
@@ -240,12 +330,32 @@ class RemoteFile(io.RawIOBase):
             data = self._fetch(start, min((run[-1] + 1) * BLOCK, self.size) - start)
             with self._lock:
                 for i, b in enumerate(run):
-                    self._blocks[b] = data[i * BLOCK:(i + 1) * BLOCK]
+                    have[b] = data[i * BLOCK:(i + 1) * BLOCK]
+                    self._put_block(b, have[b])
                 self._new_blocks = True
-        with self._lock:
-            joined = b"".join(self._blocks[b] for b in range(first, last + 1))
+        joined = b"".join(have[b] for b in range(first, last + 1))
         skip = offset - first * BLOCK
         return joined[skip:skip + n]
+
+    def _put_block(self, b: int, data: bytes, pin: bool = False) -> None:
+        """Cache block ``b`` (under the lock); evict the least recently used past the budget."""
+        old = self._blocks.get(b)
+        if old is not None and b in self._lru:
+            self._block_bytes -= len(old)
+            del self._lru[b]
+        self._blocks[b] = data
+        if pin or b in self._pins:  # (the head's short block, completed later, stays pinned)
+            self._pins.add(b)
+            return
+        self._lru[b] = None
+        self._block_bytes += len(data)
+        while self._block_bytes > BLOCK_CACHE and len(self._lru) > 1:
+            dropped, _ = self._lru.popitem(last=False)
+            self._block_bytes -= len(self._blocks.pop(dropped))
+
+    def _pinned(self, b: int) -> bool:
+        """Whether block ``b`` is in the head or the tail fetched at open (metadata)."""
+        return b * BLOCK < HEAD or (b + 1) * BLOCK > self.size - TAIL
 
     def _whole(self, b: int) -> bool:
         """Whether block ``b`` is cached in full (the head's block may be shorter)."""
@@ -284,7 +394,10 @@ class RemoteFile(io.RawIOBase):
 
     def _fetch_into_data(self, offset: int, n: int) -> None:
         try:
-            data = self._fetch(offset, n)
+            # fetched whole unless the disk has all of it (callers count a prefetch's bytes
+            # as the chunks': tests/test_arrays.py, tests/test_widgets.py)
+            kept = self._chunks.get(offset, offset + n) if self._chunks else None
+            data = kept if kept is not None else self._fetch_data(offset, n)
             with self._lock:
                 old = self._data.pop(offset, None)
                 self._data_bytes -= len(old) if old else 0
@@ -366,8 +479,9 @@ class RemoteFile(io.RawIOBase):
     def _fetch_head_and_tail(self) -> None:
         # a suffix range needs no size; with the size known, an explicit range is safer
         # (some S3 servers misread suffix ranges; the Content-Range check catches them)
-        tail_range = (f"bytes={max(0, self.size - TAIL)}-{self.size - 1}" if self.size
-                      else f"bytes=-{TAIL}")
+        # (starting on a block: a tail that starts mid-block would cache only its whole blocks)
+        tail_range = (f"bytes={-(-max(0, self.size - TAIL) // BLOCK) * BLOCK}-{self.size - 1}"
+                      if self.size else f"bytes=-{TAIL}")
         tail = _pool.submit(self._get, tail_range, None)
         head, r = self._get(f"bytes=0-{HEAD - 1}", None)
         size = _total_size(r) or len(head)
@@ -382,12 +496,12 @@ class RemoteFile(io.RawIOBase):
             tail_body = self._fetch(start, self.size - start)
         with self._lock:
             for b in range(-(-len(head) // BLOCK)):  # the last one may be short
-                self._blocks[b] = head[b * BLOCK:(b + 1) * BLOCK]
+                self._put_block(b, head[b * BLOCK:(b + 1) * BLOCK], pin=True)
             first = -(-start // BLOCK)
             for b in range(first, -(-self.size // BLOCK)):
                 lo = b * BLOCK - start
                 if not self._whole(b):
-                    self._blocks[b] = tail_body[lo:lo + BLOCK]
+                    self._put_block(b, tail_body[lo:lo + BLOCK], pin=True)
             self._new_blocks = True
 
     # -- persistence ----------------------------------------------------------------------
@@ -421,9 +535,10 @@ class RemoteFile(io.RawIOBase):
         if header.get("block") != BLOCK or header.get("size") != self.size:
             return False
         pos = 8 + header_len
-        for b, length in header["blocks"]:
-            self._blocks[b] = raw[pos:pos + length]
-            pos += length
+        with self._lock:
+            for b, length in header["blocks"]:
+                self._put_block(b, raw[pos:pos + length], pin=self._pinned(b))
+                pos += length
         return True
 
     def save(self) -> None:
@@ -454,9 +569,132 @@ class RemoteFile(io.RawIOBase):
             url_entry = self._cache_root / "urls" / self._key_from_url
             url_entry.write_text(json.dumps({"url": shown(self.url), "size": self.size,
                                              "digest": self.digest or self.etag}))
-            trim_sometimes()
+            note_written(total)
         except OSError:
             pass  # a cache that cannot be written is only slower
+
+
+class _ChunkStore:
+    """Chunk bytes of one file on disk: one file ``<offset>-<length>`` per fetched range,
+    holding a JSON header (its range, a CRC32 per ``SEGMENT``) and the bytes. What is on
+    disk is listed once per RemoteFile, before its first write."""
+
+    MAGIC = b"DLCHUNK1"
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._index: list[tuple[int, int]] | None = None  # sorted (start, stop) of the files
+        self._writable: bool | None = None
+
+    def _entries(self) -> list[tuple[int, int]]:
+        if self._index is None:
+            found = []
+            with contextlib.suppress(OSError):
+                for name in os.listdir(self.folder):
+                    a, _, n = name.partition("-")
+                    if a.isdigit() and n.isdigit():
+                        found.append((int(a), int(a) + int(n)))
+            self._index = sorted(found)
+        return self._index
+
+    def prefix(self, p: int, end: int) -> bytes:
+        """The cached bytes from ``p`` on (up to ``end``), verified; b"" if none."""
+        with self._lock:
+            entries = self._entries()
+            i = bisect.bisect_right(entries, (p, float("inf")))
+            covering = [e for e in entries[max(0, i - 8):i] if e[1] > p]
+        for start, stop in sorted(covering, key=lambda e: -e[1]):
+            data = self._read(start, stop, p, min(stop, end))
+            if data is not None:
+                return data
+        return b""
+
+    def get(self, a: int, b: int) -> bytes | None:
+        """Bytes ``[a, b)`` if the files on disk hold all of them (end to end), else None."""
+        pieces, p = [], a
+        while p < b:
+            piece = self.prefix(p, b)
+            if not piece:
+                return None
+            pieces.append(piece)
+            p += len(piece)
+        return b"".join(pieces)
+
+    def next_start(self, p: int, stop: int) -> int:
+        """Where the first cached range after ``p`` starts, if before ``stop``."""
+        with self._lock:
+            entries = self._entries()
+            i = bisect.bisect_right(entries, (p, float("inf")))
+            return min(stop, entries[i][0]) if i < len(entries) else stop
+
+    def _read(self, start: int, stop: int, a: int, b: int) -> bytes | None:
+        try:
+            fd = os.open(self.folder / f"{start}-{stop - start}", os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            self._forget(start, stop)  # trimmed
+            return None
+        try:
+            st = os.fstat(fd)
+            if not trusted(st):  # another user could have written anything in it
+                return None
+            magic, header_len = os.pread(fd, 16, 0)[:8], int.from_bytes(os.pread(fd, 8, 8), "little")
+            header = json.loads(os.pread(fd, header_len, 16))
+            base, seg, crcs = 16 + header_len, header["segment"], header["crc"]
+            if (magic != self.MAGIC or header["offset"] != start
+                    or header["length"] != stop - start or st.st_size != base + stop - start):
+                raise ValueError("not this range")
+            s0, s1 = (a - start) // seg, (b - 1 - start) // seg
+            lo, hi = s0 * seg, min((s1 + 1) * seg, stop - start)
+            raw = os.pread(fd, hi - lo, base + lo)
+            view = memoryview(raw)  # (checked without copies)
+            if len(raw) != hi - lo or any(
+                    zlib.crc32(view[(s - s0) * seg:(s - s0 + 1) * seg]) != crcs[s]
+                    for s in range(s0, s1 + 1)):
+                raise ValueError("checksum")
+            with contextlib.suppress(OSError):
+                os.utime(fd)  # recently used: trimmed last
+            skip = a - start - lo
+            return raw if skip == 0 and b - a == len(raw) else raw[skip:skip + b - a]
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            self._forget(start, stop)
+            with contextlib.suppress(OSError):
+                os.remove(self.folder / f"{start}-{stop - start}")  # ours (checked), broken
+            return None
+        finally:
+            os.close(fd)
+
+    def _forget(self, start: int, stop: int) -> None:
+        with self._lock, contextlib.suppress(ValueError):
+            self._entries().remove((start, stop))
+
+    def put(self, offset: int, data: bytes) -> None:
+        """Keep ``data`` (atomically: readers see a whole file or none)."""
+        if self._writable is None:
+            self._writable = private_dir(self.folder.parent) is not None \
+                and private_dir(self.folder) is not None
+        if not self._writable or not data:
+            return
+        with self._lock:
+            # listed before the first write: a file reads back what earlier opens kept, not
+            # what it fetched itself (its memory caches decide what it keeps of that)
+            self._entries()
+        view = memoryview(data)
+        crcs = [zlib.crc32(view[i:i + SEGMENT]) for i in range(0, len(data), SEGMENT)]
+        header = json.dumps({"offset": offset, "length": len(data), "segment": SEGMENT,
+                             "crc": crcs}).encode()
+        path = self.folder / f"{offset}-{len(data)}"
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-")  # mode 0600
+            with open(fd, "wb") as f:
+                f.write(self.MAGIC + len(header).to_bytes(8, "little") + header)
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError, UnboundLocalError):
+                os.remove(tmp)
+            return  # a cache that cannot be written is only slower
+        note_written(len(data))
 
 
 def shown(url: str) -> str:
