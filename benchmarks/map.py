@@ -27,7 +27,6 @@ import shutil
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,7 +37,7 @@ CACHE = REPO / ".cache" / "bench" / "map"
 RESULTS = REPO / "benchmarks" / "results" / "map.json"
 sys.path[:0] = [str(REPO / "hub"), str(REPO / "extension")]
 
-from dandihub.localarchive import netproxy  # (after the path set-up)
+from streaming import Proxy
 
 DANDISET = "000778"
 TARGET_SPEEDUP = 1.8
@@ -110,26 +109,6 @@ def build(sessions: int) -> Path:
     return folder
 
 
-class Proxy:
-    def __init__(self, upstream: str, rtt: float, bandwidth: float):
-        self.process, self.url = netproxy.spawn(upstream, rtt=rtt, bandwidth=bandwidth)
-
-    def _call(self, method: str, path: str) -> dict:
-        request = urllib.request.Request(self.url + path, method=method)
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return json.load(r)
-
-    def reset(self) -> None:
-        self._call("POST", "/__netproxy__/reset")
-
-    def stats(self) -> dict:
-        return self._call("GET", "/__netproxy__/stats")
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
-
 def serial_remfile(refs) -> dict:
     import h5py
     import pynwb
@@ -184,7 +163,7 @@ def main(argv=None) -> int:
     folder = build(args.sessions)
     rows = []
     with LocalArchive(folder, s3_dir=CACHE / "s3") as archive:
-        proxy = Proxy(archive.s3_endpoint_url, args.rtt, args.bandwidth)
+        proxy = Proxy(archive.s3_endpoint_url, None, args.rtt, args.bandwidth)
         try:
             ds = Archive(archive.api_url).dandiset(DANDISET, "draft")
             refs = [AssetRef.of(a) for a in ds.assets(glob="*.nwb")]
